@@ -1,0 +1,81 @@
+// zeropool: the size-class table, a pure function of (bytes, alignment).
+//
+// A pooled request of `bytes` with `alignment` is classified by
+// s = max(bytes, alignment, 1). Classes are geometric with four classes per
+// power of two: for v = s - 1 >= 4, with k = floor(log2(v)) and m the two bits
+// of v below its top bit, the class index is 4 * (k - 1) + m and the class
+// size is 2^k + (m + 1) * 2^(k - 2). Indices 0..3 are the sizes 1..4.
+//
+//   index  :  0  1  2  3  4  5  6  7  8   9   10  11  12  ...
+//   size   :  1  2  3  4  5  6  7  8  10  12  14  16  20  ...
+//   4 KiB is index 43, 1 MiB index 75, 1 GiB index 115.
+//
+// Rounding bound: class_size(class_index(s)) < 1.25 * s for every s > 4 (the
+// worst case is s = 2^k + 1), and == s for s <= 4; so a block wastes less than
+// 25% of the request. A request of alignment a <= page_alignment is served by
+// a block aligned to block_alignment(class), which is >= a because the class
+// size is >= a and a is a power of two.
+#ifndef ZEROPOOL_DETAIL_SIZE_CLASS_HPP
+#define ZEROPOOL_DETAIL_SIZE_CLASS_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+namespace zeropool::detail {
+
+/// Largest alignment that is pooled; larger alignments go straight upstream.
+inline constexpr std::size_t page_alignment = 4096;
+/// Smallest alignment asked of upstream for a pooled block.
+inline constexpr std::size_t min_block_alignment = alignof(std::max_align_t);
+/// Largest size that may be classified (callers clamp max_buffer_size to it).
+inline constexpr std::size_t max_classified_size = std::size_t{1} << 48;
+
+/// floor(log2(v)) for v > 0.
+constexpr unsigned floor_log2(std::uint64_t v) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    return 63u - static_cast<unsigned>(__builtin_clzll(v));
+#else
+    unsigned r = 0;
+    while (v >>= 1) ++r;
+    return r;
+#endif
+}
+
+/// The class index of a request of `s` bytes, 1 <= s <= max_classified_size.
+constexpr std::uint32_t class_index(std::size_t s) noexcept {
+    const std::uint64_t v = static_cast<std::uint64_t>(s) - 1;
+    if (v < 4) return static_cast<std::uint32_t>(v);
+    const unsigned k = floor_log2(v);
+    const auto m = static_cast<std::uint32_t>((v >> (k - 2)) & 3u);
+    return 4u * (k - 1u) + m;
+}
+
+/// The block size of class `index`: the largest request the class serves.
+constexpr std::size_t class_size(std::uint32_t index) noexcept {
+    if (index < 4) return index + 1u;
+    const unsigned k = index / 4u + 1u;
+    const std::size_t m = index % 4u;
+    return (std::size_t{1} << k) + (m + 1u) * (std::size_t{1} << (k - 2u));
+}
+
+/// The alignment asked of upstream for blocks of class `index`: the largest
+/// power of two <= the class size, limited to [min_block_alignment, page_alignment]. Every request the class
+/// serves with alignment <= page_alignment is satisfied by it.
+constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
+    const std::size_t floor_pow2 = std::size_t{1} << floor_log2(class_size(index));
+    if (floor_pow2 < min_block_alignment) return min_block_alignment;
+    return floor_pow2 > page_alignment ? page_alignment : floor_pow2;
+}
+
+/// The size that classification looks at: max(bytes, alignment, 1).
+constexpr std::size_t classified_size(std::size_t bytes, std::size_t alignment) noexcept {
+    const std::size_t s = bytes > alignment ? bytes : alignment;
+    return s == 0 ? 1 : s;
+}
+
+/// True when `a` is a power of two.
+constexpr bool is_power_of_two(std::size_t a) noexcept { return a != 0 && (a & (a - 1)) == 0; }
+
+} // namespace zeropool::detail
+
+#endif // ZEROPOOL_DETAIL_SIZE_CLASS_HPP

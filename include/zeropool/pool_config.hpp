@@ -1,0 +1,48 @@
+// zeropool: the options of a sharded_buffer_resource.
+#ifndef ZEROPOOL_POOL_CONFIG_HPP
+#define ZEROPOOL_POOL_CONFIG_HPP
+
+#include <cstddef>
+
+namespace zeropool {
+
+/// Options of a sharded_buffer_resource. Every field left at 0 means "use the
+/// default". The resource normalises the values once, in its constructor, and
+/// sharded_buffer_resource::config() returns the effective values. The
+/// defaults and the clamping rules are listed in docs/reference.md.
+struct pool_config {
+    /// Blocks cached per thread, per pool. Default 4; clamped to [1, 16].
+    std::size_t tls_cache_size = 0;
+    /// Requests whose max(bytes, alignment) is below this go straight to
+    /// upstream. Default 4 KiB; clamped to [1, max_buffer_size].
+    std::size_t min_buffer_size = 0;
+    /// Requests whose max(bytes, alignment) is above this go straight to
+    /// upstream. Default 1 GiB; clamped to [min_buffer_size, 2^48].
+    std::size_t max_buffer_size = 0;
+    /// Idle blocks one shard holds at most. Default 16; clamped to [1, 1024].
+    std::size_t max_buffers_per_shard = 0;
+    /// Number of shards. Default: the next power of two >= the CPU count,
+    /// clamped to [4, 64]. A value given is rounded up to a power of two and
+    /// clamped to [1, 256].
+    std::size_t num_shards = 0;
+    /// Cap on idle bytes held by all tiers together (every thread cache
+    /// counted). Default: 1/8 of physical memory, at least 64 MiB.
+    std::size_t max_cached_bytes = 0;
+
+    /// Fluent setters: each sets one field and returns *this.
+    pool_config& with_tls_cache_size(std::size_t v) noexcept { tls_cache_size = v; return *this; }
+    pool_config& with_min_buffer_size(std::size_t v) noexcept { min_buffer_size = v; return *this; }
+    pool_config& with_max_buffer_size(std::size_t v) noexcept { max_buffer_size = v; return *this; }
+    pool_config& with_max_buffers_per_shard(std::size_t v) noexcept { max_buffers_per_shard = v; return *this; }
+    pool_config& with_num_shards(std::size_t v) noexcept { num_shards = v; return *this; }
+    pool_config& with_max_cached_bytes(std::size_t v) noexcept { max_cached_bytes = v; return *this; }
+};
+
+/// Returns `config` with every 0 replaced by its default and every value
+/// clamped to its range: the values a sharded_buffer_resource built from
+/// `config` will use. Throws nothing.
+pool_config normalize(const pool_config& config) noexcept;
+
+} // namespace zeropool
+
+#endif // ZEROPOOL_POOL_CONFIG_HPP

@@ -1,0 +1,29 @@
+// zeropool: counters reported by sharded_buffer_resource::stats().
+#ifndef ZEROPOOL_POOL_STATS_HPP
+#define ZEROPOOL_POOL_STATS_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+namespace zeropool {
+
+/// A snapshot of a pool's counters. Exact when no other thread is inside the
+/// pool while stats() runs; otherwise each field is a recent value.
+struct pool_stats {
+    /// Pooled allocations served by the calling thread's cache (any thread).
+    std::uint64_t thread_cache_hits = 0;
+    /// Pooled allocations served by a shard.
+    std::uint64_t shard_hits = 0;
+    /// Calls made to upstream allocate (pooled misses and pass-through requests).
+    std::uint64_t upstream_allocations = 0;
+    /// Calls made to upstream deallocate.
+    std::uint64_t upstream_deallocations = 0;
+    /// Idle bytes held by the pool now, in all tiers (block sizes, not request sizes).
+    std::size_t cached_bytes = 0;
+    /// Idle blocks held by the pool now, in all tiers.
+    std::size_t cached_buffers = 0;
+};
+
+} // namespace zeropool
+
+#endif // ZEROPOOL_POOL_STATS_HPP
