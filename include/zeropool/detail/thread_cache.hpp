@@ -1,0 +1,143 @@
+// zeropool: the per-(thread, pool) cache of idle blocks.
+//
+// Who touches what:
+//   slots (cls_, ptr_), held_, reserved_     owner thread only. The pool's
+//       destructor also drains them, which the contract orders after the
+//       owner's last call on that pool (using a pool while it is destroyed is
+//       the caller's bug).
+//   count_, held_published_, hits_            written by the owner thread only,
+//       as relaxed atomic stores (plain moves on x86, no read-modify-write);
+//       read by stats() from any thread.
+//   pool_, pool_id_, prev_, next_, dead_      the registry mutex (see
+//       thread_registry.hpp): the links of the pool's list of caches, and
+//       whether the pool has been destroyed.
+#ifndef ZEROPOOL_DETAIL_THREAD_CACHE_HPP
+#define ZEROPOOL_DETAIL_THREAD_CACHE_HPP
+
+#include <zeropool/config.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace zeropool::detail {
+
+struct pool_handle;
+
+/// One idle block: its address and size class.
+struct cached_block {
+    void* ptr;
+    std::uint32_t cls;
+};
+
+/// A small LIFO array of idle blocks owned by one thread for one pool. The
+/// hit paths (take, try_put) take no lock and do no atomic read-modify-write.
+/// Budget: the cache holds `reserved()` bytes of the pool's global byte budget
+/// and keeps `held() <= reserved()`; growing the reservation is the pool's job.
+class thread_cache {
+public:
+    /// Largest tls_cache_size accepted.
+    static constexpr std::uint32_t max_capacity = 16;
+
+    thread_cache(pool_handle& pool, std::uint64_t pool_id, std::uint32_t capacity) noexcept
+        : pool_(&pool), pool_id_(pool_id), capacity_(capacity) {}
+
+    thread_cache(const thread_cache&) = delete;
+    thread_cache& operator=(const thread_cache&) = delete;
+
+    // ---- owner thread only -------------------------------------------------
+
+    /// Returns the most recently cached block of class `cls` (of `bytes`
+    /// bytes), or nullptr. Complexity: O(capacity).
+    ZEROPOOL_ALWAYS_INLINE void* take(std::uint32_t cls, std::size_t bytes) noexcept {
+        std::uint32_t n = count_.load(std::memory_order_relaxed);
+        for (std::uint32_t i = n; i-- > 0;) {
+            if (cls_[i] != cls) continue;
+            void* p = ptr_[i];
+            for (std::uint32_t j = i + 1; j < n; ++j) { // keep age order
+                cls_[j - 1] = cls_[j];
+                ptr_[j - 1] = ptr_[j];
+            }
+            count_.store(n - 1, std::memory_order_relaxed);
+            set_held(held_ - bytes);
+            hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            return p;
+        }
+        return nullptr;
+    }
+
+    /// Caches `p` when a slot is free and the reservation covers it.
+    ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
+        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        if (n == capacity_ || bytes > reserved_ - held_) return false;
+        push(p, cls, bytes, n);
+        return true;
+    }
+
+    /// Caches `p` unconditionally; the caller made room and reserved for it.
+    void push(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
+        push(p, cls, bytes, count_.load(std::memory_order_relaxed));
+    }
+
+    /// Removes and returns the oldest block; the cache must not be empty.
+    /// The reservation is unchanged.
+    cached_block pop_oldest(std::size_t bytes_of_oldest) noexcept {
+        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        cached_block b{ptr_[0], cls_[0]};
+        for (std::uint32_t j = 1; j < n; ++j) {
+            cls_[j - 1] = cls_[j];
+            ptr_[j - 1] = ptr_[j];
+        }
+        count_.store(n - 1, std::memory_order_relaxed);
+        set_held(held_ - bytes_of_oldest);
+        return b;
+    }
+
+    /// Class of the oldest block; the cache must not be empty.
+    std::uint32_t oldest_class() const noexcept { return cls_[0]; }
+
+    bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+    bool full() const noexcept { return count_.load(std::memory_order_relaxed) == capacity_; }
+    std::size_t held() const noexcept { return held_; }
+    std::size_t reserved() const noexcept { return reserved_; }
+    void set_reserved(std::size_t bytes) noexcept { reserved_ = bytes; }
+
+    // ---- any thread (relaxed snapshots for stats) ----------------------------
+
+    std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
+    std::uint32_t published_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    std::size_t published_held() const noexcept { return held_published_.load(std::memory_order_relaxed); }
+
+    // ---- registry mutex ----------------------------------------------------
+
+    pool_handle* pool_;            // the pool these blocks belong to
+    std::uint64_t pool_id_;        // that pool's never-reused id
+    thread_cache* prev_ = nullptr; // the pool's list of caches
+    thread_cache* next_ = nullptr;
+    bool dead_ = false;            // the pool is destroyed; the owner frees this record
+
+private:
+    void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
+        cls_[n] = cls;
+        ptr_[n] = p;
+        count_.store(n + 1, std::memory_order_relaxed);
+        set_held(held_ + bytes);
+    }
+    void set_held(std::size_t v) noexcept {
+        held_ = v;
+        held_published_.store(v, std::memory_order_relaxed);
+    }
+
+    std::uint32_t capacity_;
+    std::atomic<std::uint32_t> count_{0};
+    std::size_t held_ = 0;     // idle bytes in the slots
+    std::size_t reserved_ = 0; // bytes of the pool's budget this cache holds
+    std::atomic<std::size_t> held_published_{0};
+    std::atomic<std::uint64_t> hits_{0};
+    std::uint32_t cls_[max_capacity];
+    void* ptr_[max_capacity];
+};
+
+} // namespace zeropool::detail
+
+#endif // ZEROPOOL_DETAIL_THREAD_CACHE_HPP

@@ -1,0 +1,147 @@
+// zeropool: a std::pmr::memory_resource that pools large I/O buffers.
+//
+// Glossary of the tiers, from fastest to slowest:
+//   thread cache  a few idle blocks per (thread, pool); the owner thread takes
+//                 and returns them with no lock and no atomic read-modify-write.
+//   shard         a mutex-protected first-fit list of idle blocks; each thread
+//                 has a home shard and looks in the others before upstream.
+//   upstream      any std::pmr::memory_resource; pooled blocks are asked of it
+//                 with their class size and class alignment.
+// A block's class is a pure function of (bytes, alignment): see
+// detail/size_class.hpp and docs/design.md.
+#ifndef ZEROPOOL_SHARDED_BUFFER_RESOURCE_HPP
+#define ZEROPOOL_SHARDED_BUFFER_RESOURCE_HPP
+
+#include <zeropool/buffer.hpp>
+#include <zeropool/config.hpp>
+#include <zeropool/pool_config.hpp>
+#include <zeropool/pool_stats.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <memory_resource>
+
+namespace zeropool {
+
+namespace detail {
+class shard;
+class thread_cache;
+struct pool_handle;
+} // namespace detail
+
+/// A thread-safe std::pmr::memory_resource that keeps idle large blocks for
+/// reuse in three tiers (thread cache, shards, upstream). Requests whose
+/// max(bytes, alignment) lies in [min_buffer_size, max_buffer_size] and whose
+/// alignment is at most 4096 are pooled; all others pass straight through to
+/// upstream with their own size and alignment. Every member may be called from
+/// any thread at any time, except that the destructor must not run while
+/// another thread is inside a member of the same pool.
+class sharded_buffer_resource final : public std::pmr::memory_resource {
+public:
+    /// Effects: builds a pool with the default options over
+    /// std::pmr::get_default_resource(). Makes no upstream call.
+    /// Throws: std::bad_alloc if the pool's bookkeeping cannot be allocated.
+    sharded_buffer_resource();
+
+    /// Effects: builds a pool with normalize(config) over `upstream`, which
+    /// must outlive the pool. Makes no upstream call.
+    /// Throws: std::invalid_argument if `upstream` is null; std::bad_alloc if
+    /// the pool's bookkeeping cannot be allocated.
+    explicit sharded_buffer_resource(
+        const pool_config& config,
+        std::pmr::memory_resource* upstream = std::pmr::get_default_resource());
+
+    /// Effects: returns every idle block of every tier, including the blocks
+    /// cached by other threads for this pool, to upstream before returning;
+    /// those threads remain safe to run and exit. Blocks still allocated from
+    /// the pool must not be deallocated after this.
+    /// Thread safety: no other thread may be inside a member of this pool.
+    ~sharded_buffer_resource() override;
+
+    sharded_buffer_resource(const sharded_buffer_resource&) = delete;
+    sharded_buffer_resource& operator=(const sharded_buffer_resource&) = delete;
+
+    /// Non-standard extension.
+    /// Returns: a buffer with size() == size, capacity() >= size, whose
+    /// allocator uses this pool; its bytes are not written (not zeroed).
+    /// Throws: what upstream throws (std::bad_alloc), std::length_error if
+    /// `size` exceeds buffer::max_size().
+    buffer get(std::size_t size);
+
+    /// Non-standard extension.
+    /// Effects: gives the storage of `buf` back (its capacity() decides the
+    /// size class) and leaves `buf` empty. An empty buffer is a no-op. A
+    /// buffer whose allocator uses another resource is released to that
+    /// resource (this pool is not touched). Throws: nothing.
+    void put(buffer&& buf) noexcept;
+
+    /// Non-standard extension.
+    /// Effects: allocates up to `count` blocks of the class of `size` from
+    /// upstream and keeps them idle in the shards, stopping early when the
+    /// caps (max_cached_bytes, max_buffers_per_shard) are reached. Does
+    /// nothing when `size` is not pooled.
+    /// Throws: what upstream throws; blocks already obtained stay pooled.
+    void preallocate(std::size_t count, std::size_t size);
+
+    /// Non-standard extension.
+    /// Effects: returns to upstream every idle block held by the shards and by
+    /// the calling thread's cache. Other threads' caches are left as they are.
+    /// Throws: nothing.
+    void trim() noexcept;
+
+    /// Non-standard extension. Returns: a snapshot of the pool's counters.
+    /// Complexity: linear in shards and in threads that have used the pool.
+    pool_stats stats() const noexcept;
+
+    /// Returns: the effective options (defaults filled in, values clamped).
+    const pool_config& config() const noexcept { return config_; }
+
+    /// Returns: the upstream resource given at construction.
+    std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override;
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
+
+    // Tier routing, out of line (src/sharded_buffer_resource.cpp).
+    void* allocate_slow(std::uint32_t cls);
+    void deallocate_slow(void* p, std::uint32_t cls) noexcept;
+    void* allocate_upstream(std::size_t bytes, std::size_t alignment);
+    void deallocate_upstream(void* p, std::size_t bytes, std::size_t alignment) noexcept;
+    void* take_from_shards(std::uint32_t cls) noexcept;
+    void return_block_upstream(void* p, std::uint32_t cls) noexcept;
+    bool give_to_shards(void* p, std::uint32_t cls, bool budget_held) noexcept;
+    void release_block(void* p, std::uint32_t cls, bool budget_held) noexcept;
+    void cache_block_slow(detail::thread_cache& cache, void* p, std::uint32_t cls) noexcept;
+    void empty_cache(detail::thread_cache& cache, bool to_upstream) noexcept;
+    detail::shard* shard_at(std::size_t index) noexcept;
+    std::size_t home_shard() const noexcept;
+    bool try_reserve(std::size_t bytes) noexcept;
+    void unreserve(std::size_t bytes) noexcept;
+
+    static void flush_exiting_thread(detail::pool_handle& handle, detail::thread_cache& cache) noexcept;
+    static void lock_for_fork(detail::pool_handle& handle) noexcept;
+    static void unlock_after_fork(detail::pool_handle& handle, bool in_child) noexcept;
+
+    // Read on every call (immutable after construction).
+    std::uint64_t id_;                     // never reused; keys the thread caches
+    std::size_t min_pooled_;               // effective min_buffer_size
+    std::size_t max_pooled_;               // effective max_buffer_size
+    std::size_t thread_cache_limit_;       // bytes one thread cache may reserve
+    pool_config config_;                   // effective options
+    std::pmr::memory_resource* upstream_;
+
+    // Shared state: see the table at the top of src/sharded_buffer_resource.cpp.
+    std::unique_ptr<detail::pool_handle> handle_;
+    std::unique_ptr<std::atomic<detail::shard*>[]> shards_;
+    std::atomic<std::size_t> reserved_bytes_{0};
+    std::atomic<std::uint64_t> upstream_allocations_{0};
+    std::atomic<std::uint64_t> upstream_deallocations_{0};
+};
+
+} // namespace zeropool
+
+#endif // ZEROPOOL_SHARDED_BUFFER_RESOURCE_HPP

@@ -1,0 +1,238 @@
+// zeropool: the process-wide registry of pools and thread caches, thread exit
+// and fork handling. See include/zeropool/detail/thread_registry.hpp for who
+// touches what and the lock order.
+#include <zeropool/detail/thread_registry.hpp>
+
+#include <mutex>
+#include <new>
+#include <thread>
+#include <unordered_map>
+
+#include <pthread.h>
+
+namespace zeropool::detail {
+
+/// The caches a thread owns, one per pool it has used. Owner thread only.
+struct thread_records {
+    std::unordered_map<std::uint64_t, thread_cache*> by_pool;
+    std::size_t sweep_at = 64; // size at which dead records are collected next
+};
+
+namespace {
+
+struct registry {
+    std::mutex mutex;
+    pool_handle* pools = nullptr; // live pools, under mutex
+    std::atomic<std::uint32_t> next_thread_index{0};
+    std::atomic<std::uint64_t> next_pool_id{1};
+};
+
+// Built on first use and never destroyed: threads may exit (and pools may be
+// destroyed) during static destruction, after any ordinary static is gone.
+registry& reg() noexcept {
+    alignas(registry) static unsigned char storage[sizeof(registry)];
+    static registry* r = ::new (static_cast<void*>(storage)) registry();
+    return *r;
+}
+
+void clear_slots_of(thread_locals& t, const thread_cache* c) noexcept {
+    for (tls_slot& s : t.slots)
+        if (s.cache == c) s = tls_slot{0, nullptr};
+}
+
+void unlink_cache(pool_handle& pool, thread_cache& c) noexcept {
+    if (c.prev_) c.prev_->next_ = c.next_; else pool.caches = c.next_;
+    if (c.next_) c.next_->prev_ = c.prev_;
+    c.prev_ = c.next_ = nullptr;
+}
+
+// Frees the records of pools that have been destroyed. Amortised O(1) per
+// record creation: runs when the table has doubled since the last sweep.
+void sweep_dead_records(thread_locals& t) noexcept {
+    thread_records& r = *t.records;
+    if (r.by_pool.size() < r.sweep_at) return;
+    {
+        std::lock_guard<std::mutex> lock(reg().mutex);
+        for (auto it = r.by_pool.begin(); it != r.by_pool.end();) {
+            thread_cache* c = it->second;
+            if (c->dead_) {
+                clear_slots_of(t, c);
+                delete c;
+                it = r.by_pool.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    r.sweep_at = r.by_pool.size() * 2 > 64 ? r.by_pool.size() * 2 : 64;
+}
+
+// Runs once per thread that used a pool, from a thread_local destructor (the
+// main thread's too, at exit). Hands every live cache's blocks back to its
+// pool; later calls on this thread bypass the caches.
+void on_thread_exit() noexcept {
+    thread_locals& t = tls;
+    t.phase = thread_phase::torn_down;
+    for (tls_slot& s : t.slots) s = tls_slot{0, nullptr};
+    thread_records* r = t.records;
+    t.records = nullptr;
+    if (r == nullptr) return;
+    {
+        std::lock_guard<std::mutex> lock(reg().mutex);
+        for (auto& entry : r->by_pool) {
+            thread_cache& c = *entry.second;
+            if (c.dead_) continue;
+            pool_handle& pool = *c.pool_;
+            unlink_cache(pool, c);
+            pool.retired_hits += c.hits();
+            pool.exiting_flushes.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    // Not under the mutex: flushing may call upstream. Each pool stays alive
+    // until its exiting_flushes count drops back (see unregister_pool).
+    for (auto& entry : r->by_pool) {
+        thread_cache* c = entry.second;
+        if (!c->dead_) {
+            pool_handle& pool = *c->pool_;
+            pool.flush_exiting(pool, *c);
+            pool.exiting_flushes.fetch_sub(1, std::memory_order_release);
+        }
+        delete c;
+    }
+    delete r;
+}
+
+struct exit_handler {
+    exit_handler() noexcept {}
+    ~exit_handler() { on_thread_exit(); }
+    exit_handler(const exit_handler&) = delete;
+    exit_handler& operator=(const exit_handler&) = delete;
+};
+
+void arm_exit_handler() {
+    // A function-local thread_local is constructed when control first passes
+    // here, which registers its destructor for this thread's exit.
+    static thread_local exit_handler handler;
+    (void)handler;
+}
+
+void fork_prepare() noexcept {
+    registry& r = reg();
+    r.mutex.lock();
+    for (pool_handle* p = r.pools; p; p = p->next) p->lock_for_fork(*p);
+}
+
+void fork_parent() noexcept {
+    registry& r = reg();
+    for (pool_handle* p = r.pools; p; p = p->next) p->unlock_after_fork(*p, false);
+    r.mutex.unlock();
+}
+
+void fork_child() noexcept {
+    registry& r = reg();
+    for (pool_handle* p = r.pools; p; p = p->next) {
+        p->unlock_after_fork(*p, true);
+        // Threads that were handing blocks back do not exist in the child.
+        p->exiting_flushes.store(0, std::memory_order_relaxed);
+    }
+    r.mutex.unlock();
+}
+
+} // namespace
+
+thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) noexcept {
+    thread_locals& t = tls;
+    if (t.phase == thread_phase::torn_down) return nullptr;
+    try {
+        if (t.records == nullptr) {
+            arm_exit_handler();
+            t.records = new thread_records();
+            t.phase = thread_phase::live;
+        }
+        auto& table = t.records->by_pool;
+        auto found = table.find(pool.id);
+        thread_cache* c = nullptr;
+        if (found != table.end()) {
+            c = found->second;
+        } else {
+            sweep_dead_records(t);
+            auto inserted = table.emplace(pool.id, nullptr).first;
+            c = new (std::nothrow) thread_cache(pool, pool.id, capacity);
+            if (c == nullptr) {
+                table.erase(inserted);
+                return nullptr;
+            }
+            inserted->second = c;
+            std::lock_guard<std::mutex> lock(reg().mutex);
+            c->next_ = pool.caches;
+            if (pool.caches) pool.caches->prev_ = c;
+            pool.caches = c;
+        }
+        t.slots[pool.id & (thread_locals::slot_count - 1)] = tls_slot{pool.id, c};
+        return c;
+    } catch (...) { // std::bad_alloc from the record table: bypass the cache
+        return nullptr;
+    }
+}
+
+thread_cache* find_cache(const pool_handle& pool) noexcept {
+    if (thread_cache* c = find_cache_fast(pool.id)) return c;
+    thread_records* r = tls.records;
+    if (r == nullptr) return nullptr;
+    auto found = r->by_pool.find(pool.id);
+    return found == r->by_pool.end() ? nullptr : found->second;
+}
+
+std::uint32_t thread_index() noexcept {
+    thread_locals& t = tls;
+    if (t.index_plus_one == 0)
+        t.index_plus_one = reg().next_thread_index.fetch_add(1, std::memory_order_relaxed) + 1;
+    return t.index_plus_one - 1;
+}
+
+std::uint64_t new_pool_id() noexcept {
+    return reg().next_pool_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+void register_pool(pool_handle& pool) noexcept {
+    static const int installed = pthread_atfork(fork_prepare, fork_parent, fork_child);
+    (void)installed;
+    registry& r = reg();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    pool.next = r.pools;
+    if (r.pools) r.pools->prev = &pool;
+    r.pools = &pool;
+}
+
+void unregister_pool(pool_handle& pool, void (*drain)(void*, thread_cache&) noexcept,
+                     void* context) noexcept {
+    registry& r = reg();
+    {
+        std::lock_guard<std::mutex> lock(r.mutex);
+        if (pool.prev) pool.prev->next = pool.next; else r.pools = pool.next;
+        if (pool.next) pool.next->prev = pool.prev;
+        for (thread_cache* c = pool.caches; c;) {
+            thread_cache* next = c->next_;
+            c->dead_ = true; // its owner frees the record later
+            c->prev_ = c->next_ = nullptr;
+            drain(context, *c);
+            c = next;
+        }
+        pool.caches = nullptr;
+    }
+    while (pool.exiting_flushes.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+}
+
+std::uint64_t visit_caches(pool_handle& pool, void (*visit)(void*, const thread_cache&) noexcept,
+                           void* context) noexcept {
+    std::lock_guard<std::mutex> lock(reg().mutex);
+    for (const thread_cache* c = pool.caches; c; c = c->next_) visit(context, *c);
+    return pool.retired_hits;
+}
+
+void with_registry_locked(void (*fn)(void*) noexcept, void* context) noexcept {
+    std::lock_guard<std::mutex> lock(reg().mutex);
+    fn(context);
+}
+
+} // namespace zeropool::detail
