@@ -107,10 +107,10 @@ void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignm
     if (ZEROPOOL_LIKELY(s >= min_pooled_ && s <= max_pooled_ &&
                         alignment <= detail::page_alignment &&
                         detail::is_power_of_two(alignment))) {
-        const std::uint32_t cls = class_index(s);
+        const detail::size_class_info c = detail::classify(s);
         if (detail::thread_cache* cache = detail::find_cache_fast(id_))
-            if (void* p = cache->take(cls, class_size(cls))) return p;
-        return allocate_slow(cls);
+            if (void* p = cache->take(c.index, c.size)) return p;
+        return allocate_slow(c.index);
     }
     return allocate_upstream(bytes, alignment);
 }
@@ -120,10 +120,10 @@ void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::siz
     if (ZEROPOOL_LIKELY(s >= min_pooled_ && s <= max_pooled_ &&
                         alignment <= detail::page_alignment &&
                         detail::is_power_of_two(alignment))) {
-        const std::uint32_t cls = class_index(s);
+        const detail::size_class_info c = detail::classify(s);
         if (detail::thread_cache* cache = detail::find_cache_fast(id_))
-            if (cache->try_put(p, cls, class_size(cls))) return;
-        deallocate_slow(p, cls);
+            if (cache->try_put(p, c.index, c.size)) return;
+        deallocate_slow(p, c.index);
         return;
     }
     deallocate_upstream(p, bytes, alignment);

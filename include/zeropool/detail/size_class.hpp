@@ -58,6 +58,22 @@ constexpr std::size_t class_size(std::uint32_t index) noexcept {
     return (std::size_t{1} << k) + (m + 1u) * (std::size_t{1} << (k - 2u));
 }
 
+/// A request's class index and block size, computed together (one bit scan).
+struct size_class_info {
+    std::uint32_t index;
+    std::size_t size;
+};
+
+/// Same as {class_index(s), class_size(class_index(s))}, for the hit paths.
+constexpr size_class_info classify(std::size_t s) noexcept {
+    const std::uint64_t v = static_cast<std::uint64_t>(s) - 1;
+    if (v < 4) return size_class_info{static_cast<std::uint32_t>(v), s};
+    const unsigned k = floor_log2(v);
+    const std::uint64_t m = (v >> (k - 2)) & 3u;
+    return size_class_info{static_cast<std::uint32_t>(4u * (k - 1u) + m),
+                           static_cast<std::size_t>((m + 5u) << (k - 2u))};
+}
+
 /// The alignment asked of upstream for blocks of class `index`: the largest
 /// power of two <= the class size, limited to [min_block_alignment, page_alignment]. Every request the class
 /// serves with alignment <= page_alignment is satisfied by it.

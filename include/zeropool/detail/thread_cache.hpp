@@ -1,11 +1,11 @@
 // zeropool: the per-(thread, pool) cache of idle blocks.
 //
 // Who touches what:
-//   slots (cls_, ptr_), held_, reserved_     owner thread only. The pool's
+//   slots (cls_, ptr_), reserved_            owner thread only. The pool's
 //       destructor also drains them, which the contract orders after the
 //       owner's last call on that pool (using a pool while it is destroyed is
 //       the caller's bug).
-//   count_, held_published_, hits_            written by the owner thread only,
+//   count_, held_, hits_                     written by the owner thread only,
 //       as relaxed atomic stores (plain moves on x86, no read-modify-write);
 //       read by stats() from any thread.
 //   pool_, pool_id_, prev_, next_, dead_      the registry mutex (see
@@ -48,28 +48,23 @@ public:
     // ---- owner thread only -------------------------------------------------
 
     /// Returns the most recently cached block of class `cls` (of `bytes`
-    /// bytes), or nullptr. Complexity: O(capacity).
+    /// bytes), or nullptr. O(1) when the newest block matches (the common
+    /// case for a loop), O(capacity) otherwise.
     ZEROPOOL_ALWAYS_INLINE void* take(std::uint32_t cls, std::size_t bytes) noexcept {
-        std::uint32_t n = count_.load(std::memory_order_relaxed);
-        for (std::uint32_t i = n; i-- > 0;) {
-            if (cls_[i] != cls) continue;
-            void* p = ptr_[i];
-            for (std::uint32_t j = i + 1; j < n; ++j) { // keep age order
-                cls_[j - 1] = cls_[j];
-                ptr_[j - 1] = ptr_[j];
-            }
+        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        if (n != 0 && cls_[n - 1] == cls) {
             count_.store(n - 1, std::memory_order_relaxed);
-            set_held(held_ - bytes);
+            held_.store(held_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
             hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-            return p;
+            return ptr_[n - 1];
         }
-        return nullptr;
+        return n > 1 ? take_older(cls, bytes, n) : nullptr;
     }
 
     /// Caches `p` when a slot is free and the reservation covers it.
     ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
         const std::uint32_t n = count_.load(std::memory_order_relaxed);
-        if (n == capacity_ || bytes > reserved_ - held_) return false;
+        if (n == capacity_ || bytes > reserved_ - held()) return false;
         push(p, cls, bytes, n);
         return true;
     }
@@ -89,7 +84,7 @@ public:
             ptr_[j - 1] = ptr_[j];
         }
         count_.store(n - 1, std::memory_order_relaxed);
-        set_held(held_ - bytes_of_oldest);
+        held_.store(held() - bytes_of_oldest, std::memory_order_relaxed);
         return b;
     }
 
@@ -98,7 +93,7 @@ public:
 
     bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
     bool full() const noexcept { return count_.load(std::memory_order_relaxed) == capacity_; }
-    std::size_t held() const noexcept { return held_; }
+    std::size_t held() const noexcept { return held_.load(std::memory_order_relaxed); }
     std::size_t reserved() const noexcept { return reserved_; }
     void set_reserved(std::size_t bytes) noexcept { reserved_ = bytes; }
 
@@ -106,7 +101,7 @@ public:
 
     std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
     std::uint32_t published_count() const noexcept { return count_.load(std::memory_order_relaxed); }
-    std::size_t published_held() const noexcept { return held_published_.load(std::memory_order_relaxed); }
+    std::size_t published_held() const noexcept { return held_.load(std::memory_order_relaxed); }
 
     // ---- registry mutex ----------------------------------------------------
 
@@ -121,18 +116,30 @@ private:
         cls_[n] = cls;
         ptr_[n] = p;
         count_.store(n + 1, std::memory_order_relaxed);
-        set_held(held_ + bytes);
+        held_.store(held() + bytes, std::memory_order_relaxed);
     }
-    void set_held(std::size_t v) noexcept {
-        held_ = v;
-        held_published_.store(v, std::memory_order_relaxed);
+
+    // A match below the newest block: remove it and keep the age order.
+    ZEROPOOL_NOINLINE void* take_older(std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
+        for (std::uint32_t i = n - 1; i-- > 0;) {
+            if (cls_[i] != cls) continue;
+            void* p = ptr_[i];
+            for (std::uint32_t j = i + 1; j < n; ++j) {
+                cls_[j - 1] = cls_[j];
+                ptr_[j - 1] = ptr_[j];
+            }
+            count_.store(n - 1, std::memory_order_relaxed);
+            held_.store(held() - bytes, std::memory_order_relaxed);
+            hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            return p;
+        }
+        return nullptr;
     }
 
     std::uint32_t capacity_;
     std::atomic<std::uint32_t> count_{0};
-    std::size_t held_ = 0;     // idle bytes in the slots
-    std::size_t reserved_ = 0; // bytes of the pool's budget this cache holds
-    std::atomic<std::size_t> held_published_{0};
+    std::atomic<std::size_t> held_{0}; // idle bytes in the slots
+    std::size_t reserved_ = 0;         // bytes of the pool's budget this cache holds
     std::atomic<std::uint64_t> hits_{0};
     std::uint32_t cls_[max_capacity];
     void* ptr_[max_capacity];
