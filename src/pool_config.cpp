@@ -17,7 +17,7 @@ constexpr std::size_t gib = std::size_t{1} << 30;
 
 // Defaults, chosen by measurement: see docs/design.md, "Defaults".
 constexpr std::size_t default_tls_cache_size = 4;
-constexpr std::size_t default_min_buffer_size = 4 * kib;
+constexpr std::size_t default_min_buffer_size = 1 * kib;
 constexpr std::size_t default_max_buffer_size = 1 * gib;
 constexpr std::size_t default_max_buffers_per_shard = 16;
 constexpr std::size_t min_default_cached_bytes = 64 * mib;

@@ -14,7 +14,7 @@ struct pool_config {
     /// Blocks cached per thread, per pool. Default 4; clamped to [1, 16].
     std::size_t tls_cache_size = 0;
     /// Requests whose max(bytes, alignment) is below this go straight to
-    /// upstream. Default 4 KiB; clamped to [1, max_buffer_size].
+    /// upstream. Default 1 KiB; clamped to [1, max_buffer_size].
     std::size_t min_buffer_size = 0;
     /// Requests whose max(bytes, alignment) is above this go straight to
     /// upstream. Default 1 GiB; clamped to [min_buffer_size, 2^48].

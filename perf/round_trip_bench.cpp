@@ -1,0 +1,126 @@
+// Round trip allocate + deallocate of one block, through the
+// std::pmr::memory_resource interface, for zeropool and its peers, in one run.
+//
+//   round_trip/<resource>/<bytes>          bytes untouched: the pool's own cost
+//   round_trip_touch/<resource>/<bytes>    one byte written per 4 KiB page, as
+//                                          I/O does: fresh pages pay a fault
+//
+// Every resource is called through a std::pmr::memory_resource& (a virtual
+// call), including the ideal free list, so the comparison is like for like.
+// Compare the rows of one run as ratios: absolute times drift on shared VMs.
+#include <zeropool/sharded_buffer_resource.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <vector>
+
+namespace {
+
+/// The floor for a cache hit: a single-threaded LIFO of same-size blocks.
+class ideal_free_list final : public std::pmr::memory_resource {
+public:
+    ~ideal_free_list() override {
+        for (void* p : free_) std::pmr::new_delete_resource()->deallocate(p, bytes_, align_);
+    }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t align) override {
+        if (!free_.empty()) {
+            void* p = free_.back();
+            free_.pop_back();
+            return p;
+        }
+        bytes_ = bytes;
+        align_ = align;
+        return std::pmr::new_delete_resource()->allocate(bytes, align);
+    }
+    void do_deallocate(void* p, std::size_t, std::size_t) override { free_.push_back(p); }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+
+    std::vector<void*> free_;
+    std::size_t bytes_ = 0;
+    std::size_t align_ = 0;
+};
+
+std::pmr::pool_options large_blocks() {
+    std::pmr::pool_options o;
+    o.largest_required_pool_block = std::size_t{256} << 20;
+    return o;
+}
+
+template <class Make>
+void round_trip(benchmark::State& state, Make make, bool touch) {
+    const auto bytes = static_cast<std::size_t>(state.range(0));
+    auto resource = make();
+    std::pmr::memory_resource* opaque = &*resource;
+    benchmark::DoNotOptimize(opaque); // forget the dynamic type: no devirtualisation
+    std::pmr::memory_resource& r = *opaque;
+    auto touch_pages = [&](void* p) {
+        auto* c = static_cast<volatile unsigned char*>(p);
+        for (std::size_t off = 0; off < bytes; off += 4096) c[off] = 1;
+    };
+    // Warm-up, touched like the loop: the first miss is not the subject (with
+    // few iterations of a large size it would otherwise be the whole result).
+    void* first = r.allocate(bytes);
+    if (touch) touch_pages(first);
+    r.deallocate(first, bytes);
+    for (auto _ : state) {
+        void* p = r.allocate(bytes);
+        if (touch) touch_pages(p);
+        benchmark::DoNotOptimize(p);
+        r.deallocate(p, bytes);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+struct new_delete_ptr {
+    std::pmr::memory_resource* r = std::pmr::new_delete_resource();
+    std::pmr::memory_resource& operator*() const { return *r; }
+};
+
+void sizes(benchmark::internal::Benchmark* b) {
+    for (std::int64_t s : {4096L, 65536L, 1L << 20, 16L << 20, 256L << 20}) b->Arg(s);
+}
+
+// Small sizes, for the choice of the default min_buffer_size (docs/design.md).
+void small_sizes(benchmark::internal::Benchmark* b) {
+    for (std::int64_t s : {256L, 1024L, 2048L, 4096L, 16384L}) b->Arg(s);
+}
+
+#define ZEROPOOL_ROUND_TRIP(name, make)                                                        \
+    BENCHMARK_CAPTURE(round_trip, name, make, false)->Apply(sizes)->Name("round_trip/" #name); \
+    BENCHMARK_CAPTURE(round_trip, name, make, true)->Apply(sizes)->Name("round_trip_touch/" #name)
+
+auto make_zeropool = [] { return std::make_unique<zeropool::sharded_buffer_resource>(); };
+auto make_zeropool_pool_all = [] {
+    return std::make_unique<zeropool::sharded_buffer_resource>(
+        zeropool::pool_config{}.with_min_buffer_size(1));
+};
+auto make_ideal = [] { return std::make_unique<ideal_free_list>(); };
+auto make_new_delete = [] { return new_delete_ptr{}; };
+auto make_sync = [] { return std::make_unique<std::pmr::synchronized_pool_resource>(); };
+auto make_sync_large = [] {
+    return std::make_unique<std::pmr::synchronized_pool_resource>(large_blocks());
+};
+auto make_unsync_large = [] {
+    return std::make_unique<std::pmr::unsynchronized_pool_resource>(large_blocks());
+};
+
+ZEROPOOL_ROUND_TRIP(zeropool, make_zeropool);
+ZEROPOOL_ROUND_TRIP(ideal_free_list, make_ideal);
+ZEROPOOL_ROUND_TRIP(new_delete, make_new_delete);
+ZEROPOOL_ROUND_TRIP(std_sync_pool, make_sync);
+ZEROPOOL_ROUND_TRIP(std_sync_pool_large, make_sync_large);
+ZEROPOOL_ROUND_TRIP(std_unsync_pool_large, make_unsync_large);
+
+} // namespace
+
+namespace {
+BENCHMARK_CAPTURE(round_trip, zeropool_min1, make_zeropool_pool_all, false)
+    ->Apply(small_sizes)->Name("small_round_trip/zeropool_min1");
+BENCHMARK_CAPTURE(round_trip, new_delete, make_new_delete, false)
+    ->Apply(small_sizes)->Name("small_round_trip/new_delete");
+} // namespace
