@@ -3,7 +3,9 @@
 #define ZEROPOOL_DEFAULT_INIT_ALLOCATOR_HPP
 
 #include <memory_resource>
+#include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace zeropool {
@@ -20,6 +22,10 @@ namespace zeropool {
 template <class T>
 class default_init_allocator : public std::pmr::polymorphic_allocator<T> {
     using base = std::pmr::polymorphic_allocator<T>;
+    template <class U>
+    struct is_pair : std::false_type {};
+    template <class A, class B>
+    struct is_pair<std::pair<A, B>> : std::true_type {};
 
 public:
     using value_type = T;
@@ -42,10 +48,16 @@ public:
     default_init_allocator(const default_init_allocator&) noexcept = default;
     default_init_allocator& operator=(const default_init_allocator&) = delete;
 
-    /// Effects: `::new (p) U` (default-initialisation: no write for trivial U).
+    /// Effects: for a U that uses an allocator (std::uses_allocator, or a
+    /// std::pair), uses-allocator construction as polymorphic_allocator does,
+    /// so elements share the resource. Otherwise `::new (p) U`:
+    /// default-initialisation, which writes nothing for a trivial U.
     template <class U>
-    void construct(U* p) noexcept(noexcept(::new (static_cast<void*>(p)) U)) {
-        ::new (static_cast<void*>(p)) U;
+    void construct(U* p) {
+        if constexpr (std::uses_allocator_v<U, base> || is_pair<U>::value)
+            base::construct(p);
+        else
+            ::new (static_cast<void*>(p)) U;
     }
     /// Effects: as std::pmr::polymorphic_allocator<T>::construct.
     template <class U, class A0, class... Args>
