@@ -202,7 +202,7 @@ bool sharded_buffer_resource::give_to_shards(void* p, std::uint32_t cls, bool bu
     const std::size_t home = home_shard();
     for (std::size_t k = 0; k < n; ++k) {
         const std::size_t i = (home + k) & (n - 1);
-        detail::shard* s = k == 0 ? shard_at(i) : shards_[i].load(std::memory_order_acquire);
+        detail::shard* s = shard_at(i); // created on first need: every shard adds room
         if (s == nullptr || (k != 0 && s->probably_full())) continue;
         if (s->push(p, cls)) return true;
     }
@@ -385,6 +385,7 @@ pool_stats sharded_buffer_resource::stats() const noexcept {
         st.cached_bytes += snap.bytes;
         st.cached_buffers += snap.blocks;
     }
+    st.reserved_bytes = reserved_bytes_.load(std::memory_order_relaxed);
     st.upstream_allocations = upstream_allocations_.load(std::memory_order_relaxed);
     st.upstream_deallocations = upstream_deallocations_.load(std::memory_order_relaxed);
     return st;
