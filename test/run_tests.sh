@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# zeropool: the test command. Builds and runs the test suite in every
+# configuration below (each configuration is built once), proves the CMake
+# package works, and exits non-zero on any failure.
+#
+#   bash test/run_tests.sh                 all configurations, in this order
+#   bash test/run_tests.sh plain tsan      only these (also: ZEROPOOL_CONFIGS="plain tsan")
+#   bash test/run_tests.sh --list          list the configurations
+#
+# Configurations (build directories under build/, b2's under .b2/):
+#   b2       b2, g++, debug, warnings as errors: the tests and the benchmarks (built, not run)
+#   plain    CMake, g++, Debug
+#   package  `cmake --install` of the plain build into a scratch prefix, then two consumer
+#            projects: test/cmake_install_test (find_package) and
+#            test/cmake_subdir_test (add_subdirectory); builds `plain` first if needed
+#   asan     CMake, clang++, Debug, -fsanitize=address,undefined -fno-sanitize-recover=all
+#   tsan     CMake, g++, RelWithDebInfo, -fsanitize=thread
+#   cxx20    CMake, clang++, Release, C++20 without extensions, warnings as errors,
+#            with the benchmarks (built, not run)
+#
+# Run as root on Debian 12, it first installs the Debian packages it needs
+# (apt-get runs only when one is missing; ZEROPOOL_NO_APT=1 skips the check).
+# Environment: ZEROPOOL_JOBS (default 2) parallel jobs for builds and ctest.
+# Every test is killed after 300 s (ctest TIMEOUT; `timeout` launcher in b2).
+# The last command run is a ctest run, so ctest's summary closes the output.
+
+set -euo pipefail
+set -o errtrace
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+all_configs=(b2 plain package asan tsan cxx20)
+jobs=${ZEROPOOL_JOBS:-2}
+
+describe() {
+    case $1 in
+        b2)      echo "b2, g++, debug, warnings-as-errors=on (tests + benchmarks)" ;;
+        plain)   echo "CMake, g++, Debug" ;;
+        package) echo "CMake package: install + find_package and add_subdirectory consumers" ;;
+        asan)    echo "CMake, clang++, Debug, AddressSanitizer + UndefinedBehaviorSanitizer" ;;
+        tsan)    echo "CMake, g++, RelWithDebInfo, ThreadSanitizer" ;;
+        cxx20)   echo "CMake, clang++, Release, C++20, warnings as errors (tests + benchmarks)" ;;
+    esac
+}
+
+usage() {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+# --- which configurations ----------------------------------------------------
+
+requested=()
+for arg in "$@"; do
+    case $arg in
+        -h|--help) usage; exit 0 ;;
+        --list)    for c in "${all_configs[@]}"; do printf '%-8s %s\n' "$c" "$(describe "$c")"; done; exit 0 ;;
+        all)       requested+=("${all_configs[@]}") ;;
+        *)         requested+=("$arg") ;;
+    esac
+done
+if ((${#requested[@]} == 0)) && [[ -n ${ZEROPOOL_CONFIGS:-} ]]; then
+    read -r -a requested <<<"${ZEROPOOL_CONFIGS//,/ }"
+fi
+if ((${#requested[@]} == 0)); then
+    requested=("${all_configs[@]}")
+fi
+
+# Keep the canonical order whatever the order given; reject unknown names.
+for r in "${requested[@]}"; do
+    known=no
+    for c in "${all_configs[@]}"; do [[ $r == "$c" ]] && known=yes; done
+    if [[ $known == no ]]; then
+        echo "run_tests.sh: unknown configuration '$r' (known: ${all_configs[*]})" >&2
+        exit 2
+    fi
+done
+configs=()
+for c in "${all_configs[@]}"; do
+    for r in "${requested[@]}"; do
+        if [[ $r == "$c" ]]; then configs+=("$c"); break; fi
+    done
+done
+
+# --- reporting -----------------------------------------------------------------
+
+current="setup"
+scratch_prefix=""
+declare -A durations=()
+
+section() {
+    printf '\n'
+    printf '=%.0s' {1..78}; printf '\n'
+    printf '== %s\n' "$*"
+    printf '=%.0s' {1..78}; printf '\n'
+}
+
+on_error() {
+    local status=$?
+    printf '\nrun_tests.sh: FAILED in configuration "%s" (exit status %s, line %s)\n' \
+        "$current" "$status" "${BASH_LINENO[0]}" >&2
+}
+trap on_error ERR
+
+cleanup() {
+    if [[ -n $scratch_prefix && -d $scratch_prefix ]]; then
+        rm -rf "$scratch_prefix"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+print_durations() {
+    section "Durations"
+    local c note
+    for c in "${configs[@]}"; do
+        note=""
+        if [[ $c == "$last" ]]; then note="; build only, its tests run below"; fi
+        if [[ -n ${durations[$c]:-} ]]; then
+            printf '  %-8s %5s s   %s%s\n' "$c" "${durations[$c]}" "$(describe "$c")" "$note"
+        fi
+    done
+}
+
+# --- packages --------------------------------------------------------------------
+
+install_packages() {
+    current="packages"
+    local packages=(
+        libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-container1.81-dev
+        libbenchmark-dev cmake make g++ clang
+        libclang-rt-14-dev # clang's sanitizer runtimes (only a Recommends of clang)
+    )
+    if [[ ${ZEROPOOL_NO_APT:-0} == 1 ]]; then
+        return 0
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "run_tests.sh: not a Debian system; make sure these are installed: ${packages[*]}" >&2
+        return 0
+    fi
+    local missing=() p
+    for p in "${packages[@]}"; do
+        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
+            missing+=("$p")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        echo "All required Debian packages are installed."
+        return 0
+    fi
+    section "Installing Debian packages: ${missing[*]}"
+    local sudo=()
+    if ((EUID != 0)); then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "run_tests.sh: missing packages (${missing[*]}) and not root" >&2
+            return 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update </dev/null
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# --- building blocks ---------------------------------------------------------------
+
+# cmake_build DIR ARGS...: configure build/DIR from the repository with ARGS, build it.
+cmake_build() {
+    local dir=build/$1
+    shift
+    cmake -S . -B "$dir" "$@"
+    cmake --build "$dir" --parallel "$jobs"
+}
+
+# ctest_run DIR [PREFIX...]: run the tests of build/DIR (PREFIX runs ctest, e.g. setarch).
+ctest_run() {
+    local dir=build/$1
+    shift
+    "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error --parallel "$jobs"
+}
+
+export BOOST_TEST_COLOR_OUTPUT=no
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+
+# Each configuration is a build step and a test step, so that the last test
+# step (a ctest run) can be the last thing this script runs.
+
+build_b2() {
+    # b2 does not run again a test that passed and was not rebuilt: forget the
+    # results of earlier runs so that every test runs.
+    if [[ -d .b2/test ]]; then
+        find .b2/test -type f \( -name '*.run' -o -name '*.test' -o -name '*.output' \) -delete
+    fi
+    b2 -j"$jobs" toolset=gcc warnings-as-errors=on perf
+}
+test_b2() {
+    b2 -j"$jobs" toolset=gcc warnings-as-errors=on test
+}
+
+plain_args=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS=)
+build_plain() { cmake_build plain "${plain_args[@]}"; }
+test_plain()  { ctest_run plain; }
+
+build_package() {
+    # Reuses the plain build (built here only if `plain` did not run).
+    cmake_build plain "${plain_args[@]}"
+    scratch_prefix=$(mktemp -d)
+    cmake --install build/plain --prefix "$scratch_prefix"
+    if grep -rIl -- "$repo" "$scratch_prefix"; then
+        echo "run_tests.sh: the installed files above name the source or build tree" >&2
+        return 1
+    fi
+    rm -rf build/install_test build/subdir_test
+    cmake -S test/cmake_install_test -B build/install_test \
+        -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_PREFIX_PATH="$scratch_prefix"
+    cmake --build build/install_test --parallel "$jobs"
+    cmake -S test/cmake_subdir_test -B build/subdir_test \
+        -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++
+    cmake --build build/subdir_test --parallel "$jobs"
+}
+test_package() {
+    ctest_run install_test
+    ctest_run subdir_test
+    rm -rf "$scratch_prefix"
+    scratch_prefix=""
+}
+
+build_asan() {
+    cmake_build asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+        "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+}
+test_asan() { ctest_run asan; }
+
+build_tsan() {
+    cmake_build tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
+        "-DCMAKE_CXX_FLAGS=-fsanitize=thread -fno-omit-frame-pointer"
+}
+test_tsan() {
+    # gcc 12's TSan cannot map its shadow memory when the kernel randomises
+    # mmap with more than 28 bits ("unexpected memory mapping"); run without
+    # address randomisation then.
+    local launcher=()
+    local bits
+    bits=$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)
+    if ((bits > 28)) && setarch "$(uname -m)" -R true 2>/dev/null; then
+        echo "vm.mmap_rnd_bits=$bits: running the TSan tests under setarch -R"
+        launcher=(setarch "$(uname -m)" -R)
+    fi
+    ctest_run tsan "${launcher[@]}"
+}
+
+build_cxx20() {
+    cmake_build cxx20 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS= \
+        -DCMAKE_CXX_STANDARD=20 -DCMAKE_CXX_STANDARD_REQUIRED=ON -DCMAKE_CXX_EXTENSIONS=OFF \
+        -DCMAKE_COMPILE_WARNING_AS_ERROR=ON -DZEROPOOL_BUILD_PERF=ON
+}
+test_cxx20() { ctest_run cxx20; }
+
+# --- main ------------------------------------------------------------------------
+
+install_packages
+
+section "zeropool tests: ${configs[*]} (jobs: $jobs)"
+echo "g++:     $(g++ --version | head -n1)"
+echo "clang++: $(clang++ --version | head -n1)"
+echo "cmake:   $(cmake --version | head -n1)"
+echo "b2:      $(b2 -v 2>&1 | head -n1)"
+
+total_start=$SECONDS
+last=${configs[-1]}
+n=${#configs[@]}
+i=0
+for c in "${configs[@]}"; do
+    i=$((i + 1))
+    current=$c
+    section "[$i/$n] $c: $(describe "$c")"
+    start=$SECONDS
+    "build_$c"
+    if [[ $c == "$last" ]]; then
+        # The last configuration's tests run after the summary, so that the
+        # closing lines are ctest's (or b2's) own.
+        durations[$c]=$((SECONDS - start))
+        break
+    fi
+    "test_$c"
+    durations[$c]=$((SECONDS - start))
+    echo "== $c: done in ${durations[$c]} s"
+done
+
+print_durations
+printf '  total so far: %s s; the tests of "%s" run last.\n' "$((SECONDS - total_start))" "$last"
+
+current=$last
+section "[$n/$n] $last: tests"
+"test_$last"
