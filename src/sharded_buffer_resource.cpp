@@ -17,6 +17,10 @@
 // Hit paths (do_allocate / do_deallocate when the calling thread's cache
 // serves the request) take no lock, do no atomic read-modify-write and call
 // nothing out of line: classify, one TLS load, scan a few slots.
+//
+// The tiers hold block starts. A request's data starts data_offset(class,
+// alignment) bytes into its block (16 bytes for alignments <= 16 in blocks of
+// 64 KiB and more, else 0); do_allocate adds it and do_deallocate takes it off.
 #include <zeropool/sharded_buffer_resource.hpp>
 
 #include <zeropool/detail/shard.hpp>
@@ -34,7 +38,6 @@ namespace zeropool {
 
 using detail::cached_block;
 using detail::class_index;
-using detail::class_size;
 using detail::block_alignment;
 
 namespace {
@@ -80,7 +83,7 @@ sharded_buffer_resource::~sharded_buffer_resource() {
         [](void* context, detail::thread_cache& cache) noexcept {
             auto& d = *static_cast<drained*>(context);
             while (!cache.empty()) {
-                const cached_block b = cache.pop_oldest(class_size(cache.oldest_class()));
+                const cached_block b = cache.pop_oldest(detail::upstream_size(cache.oldest_class()));
                 try {
                     d.blocks.push_back(b);
                 } catch (...) { // no memory to defer: return it right here
@@ -108,9 +111,12 @@ void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignm
                         alignment <= detail::page_alignment &&
                         detail::is_power_of_two(alignment))) {
         const detail::size_class_info c = detail::classify(s);
+        const std::size_t offset = detail::data_offset(c.size, alignment);
+        void* block = nullptr;
         if (detail::thread_cache* cache = detail::find_cache_fast(id_))
-            if (void* p = cache->take(c.index, c.size)) return p;
-        return allocate_slow(c.index);
+            block = cache->take(c.index, c.upstream);
+        if (ZEROPOOL_UNLIKELY(block == nullptr)) block = allocate_slow(c.index);
+        return static_cast<std::byte*>(block) + offset;
     }
     return allocate_upstream(bytes, alignment);
 }
@@ -121,9 +127,10 @@ void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::siz
                         alignment <= detail::page_alignment &&
                         detail::is_power_of_two(alignment))) {
         const detail::size_class_info c = detail::classify(s);
+        void* block = static_cast<std::byte*>(p) - detail::data_offset(c.size, alignment);
         if (detail::thread_cache* cache = detail::find_cache_fast(id_))
-            if (cache->try_put(p, c.index, c.size)) return;
-        deallocate_slow(p, c.index);
+            if (cache->try_put(block, c.index, c.upstream)) return;
+        deallocate_slow(block, c.index);
         return;
     }
     deallocate_upstream(p, bytes, alignment);
@@ -136,7 +143,7 @@ bool sharded_buffer_resource::do_is_equal(const std::pmr::memory_resource& other
 // ---- slow paths ------------------------------------------------------------------
 
 void* sharded_buffer_resource::allocate_slow(std::uint32_t cls) {
-    const std::size_t bytes = class_size(cls);
+    const std::size_t bytes = detail::upstream_size(cls);
     auto capacity = static_cast<std::uint32_t>(config_.tls_cache_size);
     if (detail::thread_cache* cache = detail::find_or_create_cache(*handle_, capacity))
         if (void* p = cache->take(cls, bytes)) return p;
@@ -144,13 +151,13 @@ void* sharded_buffer_resource::allocate_slow(std::uint32_t cls) {
         unreserve(bytes);
         return p;
     }
-    void* p = upstream_->allocate(bytes, block_alignment(cls)); // may throw: nothing changed
+    void* p = upstream_->allocate(detail::upstream_size(cls), block_alignment(cls)); // may throw: nothing changed
     upstream_allocations_.fetch_add(1, std::memory_order_relaxed);
     return p;
 }
 
 void sharded_buffer_resource::deallocate_slow(void* p, std::uint32_t cls) noexcept {
-    const std::size_t bytes = class_size(cls);
+    const std::size_t bytes = detail::upstream_size(cls);
     auto capacity = static_cast<std::uint32_t>(config_.tls_cache_size);
     if (detail::thread_cache* cache = detail::find_or_create_cache(*handle_, capacity)) {
         if (cache->try_put(p, cls, bytes)) return;
@@ -167,9 +174,9 @@ void sharded_buffer_resource::deallocate_slow(void* p, std::uint32_t cls) noexce
 // grow the reservation from the pool's budget.
 void sharded_buffer_resource::cache_block_slow(detail::thread_cache& cache, void* p,
                                                std::uint32_t cls) noexcept {
-    const std::size_t bytes = class_size(cls);
+    const std::size_t bytes = detail::upstream_size(cls);
     while (!cache.empty() && (cache.full() || cache.held() + bytes > thread_cache_limit_)) {
-        const std::size_t oldest_bytes = class_size(cache.oldest_class());
+        const std::size_t oldest_bytes = detail::upstream_size(cache.oldest_class());
         const cached_block b = cache.pop_oldest(oldest_bytes);
         cache.set_reserved(cache.reserved() - oldest_bytes); // its budget moves with it
         release_block(b.ptr, b.cls, true);
@@ -196,7 +203,7 @@ void* sharded_buffer_resource::take_from_shards(std::uint32_t cls) noexcept {
 }
 
 bool sharded_buffer_resource::give_to_shards(void* p, std::uint32_t cls, bool budget_held) noexcept {
-    const std::size_t bytes = class_size(cls);
+    const std::size_t bytes = detail::upstream_size(cls);
     if (!budget_held && !try_reserve(bytes)) return false;
     const std::size_t n = config_.num_shards;
     const std::size_t home = home_shard();
@@ -215,7 +222,7 @@ void sharded_buffer_resource::release_block(void* p, std::uint32_t cls, bool bud
 }
 
 void sharded_buffer_resource::return_block_upstream(void* p, std::uint32_t cls) noexcept {
-    upstream_->deallocate(p, class_size(cls), block_alignment(cls));
+    upstream_->deallocate(p, detail::upstream_size(cls), block_alignment(cls));
     upstream_deallocations_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -236,7 +243,7 @@ void sharded_buffer_resource::deallocate_upstream(void* p, std::size_t bytes,
 // or all straight upstream; its whole reservation goes back to the budget.
 void sharded_buffer_resource::empty_cache(detail::thread_cache& cache, bool to_upstream) noexcept {
     while (!cache.empty()) {
-        const std::size_t oldest_bytes = class_size(cache.oldest_class());
+        const std::size_t oldest_bytes = detail::upstream_size(cache.oldest_class());
         const cached_block b = cache.pop_oldest(oldest_bytes);
         cache.set_reserved(cache.reserved() - oldest_bytes);
         if (to_upstream) {
@@ -326,14 +333,14 @@ void sharded_buffer_resource::preallocate(std::size_t count, std::size_t size) {
     const std::size_t s = detail::classified_size(size, 1);
     if (s < min_pooled_ || s > max_pooled_) return;
     const std::uint32_t cls = class_index(s);
-    const std::size_t bytes = class_size(cls);
+    const std::size_t bytes = detail::upstream_size(cls);
     const std::size_t n = config_.num_shards;
     const std::size_t home = home_shard();
     for (std::size_t i = 0; i < count; ++i) {
         if (!try_reserve(bytes)) return;
         void* p = nullptr;
         try {
-            p = upstream_->allocate(bytes, block_alignment(cls));
+            p = upstream_->allocate(detail::upstream_size(cls), block_alignment(cls));
         } catch (...) {
             unreserve(bytes);
             throw;
@@ -359,7 +366,7 @@ void sharded_buffer_resource::trim() noexcept {
         if (s == nullptr) continue;
         cached_block b{};
         while (s->take_any(b)) {
-            unreserve(class_size(b.cls));
+            unreserve(detail::upstream_size(b.cls));
             return_block_upstream(b.ptr, b.cls);
         }
     }

@@ -37,6 +37,9 @@ constexpr std::size_t size_max = std::numeric_limits<std::size_t>::max();
 
 /// Size and alignment upstream sees for a pooled request of max(bytes, alignment) = s.
 std::size_t class_bytes(std::size_t s) { return zeropool::detail::class_size(zeropool::detail::class_index(s)); }
+// What upstream is asked for a block of the class of s (class size, plus the
+// slack for a data offset in blocks of 64 KiB and more).
+std::size_t upstream_bytes(std::size_t s) { return zeropool::detail::upstream_size(zeropool::detail::class_index(s)); }
 std::size_t class_alignment(std::size_t s) {
     return zeropool::detail::block_alignment(zeropool::detail::class_index(s));
 }
@@ -139,7 +142,7 @@ BOOST_AUTO_TEST_CASE(oversize_requests_pass_through, *boost::unit_test::timeout(
         BOOST_TEST(!upstream.is_live(p));
         // The largest pooled size itself is pooled.
         void* q = pool.allocate(mib, 16);
-        BOOST_TEST(upstream.last_allocate_size() == class_bytes(mib));
+        BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(mib));
         BOOST_TEST(upstream.last_allocate_alignment() == class_alignment(mib));
         pool.deallocate(q, mib, 16);
         BOOST_TEST(upstream.is_live(q)); // kept idle
@@ -186,9 +189,9 @@ BOOST_AUTO_TEST_CASE(pooled_requests_reach_upstream_with_class_size_and_alignmen
                     void* p = pool.allocate(bytes, alignment);
                     BOOST_TEST(upstream.allocate_calls() == calls + 1); // nothing idle yet
                     BOOST_TEST(is_aligned(p, alignment));
-                    BOOST_TEST(upstream.last_allocate_size() == class_bytes(bytes));
+                    BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(bytes));
                     BOOST_TEST(upstream.last_allocate_alignment() == class_alignment(bytes));
-                    BOOST_TEST(upstream.size_of(p) == class_bytes(bytes));
+                    BOOST_TEST(upstream.size_of(p) == upstream_bytes(bytes));
                     live.push_back({p, {bytes, alignment}});
                 }
             }
@@ -225,12 +228,14 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
         BOOST_TEST(s.upstream_allocations == 1u);
         BOOST_TEST(s.upstream_deallocations == 0u);
         BOOST_TEST(s.cached_buffers == 1u);
-        BOOST_TEST(s.cached_bytes == mib);
+        BOOST_TEST(s.cached_bytes == upstream_bytes(mib));
         // Another size of the same class (1 MiB - 100 rounds up to 1 MiB), and
         // deallocate with the size asked for: the pool recovers the block size.
         BOOST_TEST_REQUIRE(class_bytes(mib - 100) == mib);
         void* q = pool.allocate(mib - 100, 16);
-        BOOST_TEST(q == p);
+        // The same block; alignment 16 places the data 16 bytes in, alignment 64 at the start.
+        BOOST_TEST(upstream.block_of(q) == p);
+        BOOST_TEST(static_cast<char*>(q) == static_cast<char*>(p) + zeropool::detail::low_alignment_offset);
         s = pool.stats();
         BOOST_TEST(s.thread_cache_hits == 1u);
         BOOST_TEST(s.upstream_allocations == 1u);
@@ -246,7 +251,7 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
         BOOST_TEST(b == a);
         BOOST_TEST(pool.stats().thread_cache_hits == 2u);
         pool.deallocate(b, 4096, 16);
-        BOOST_TEST(pool.stats().cached_bytes == mib + 4096);
+        BOOST_TEST(pool.stats().cached_bytes == upstream_bytes(mib) + upstream_bytes(4096));
     }
     expect_balanced(upstream);
 }
@@ -260,11 +265,13 @@ BOOST_AUTO_TEST_CASE(cached_block_of_another_class_is_never_used, *boost::unit_t
         // 600 KiB is class 640 KiB: the idle 1 MiB block must not serve it.
         void* mid = pool.allocate(600 * kib, 16);
         BOOST_TEST(mid != big);
-        BOOST_TEST(upstream.last_allocate_size() == 640 * kib);
+        BOOST_TEST(class_bytes(600 * kib) == 640 * kib);
+        BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(600 * kib));
         // Nor may it serve a larger class (1 MiB + 1 is 1.25 MiB).
         void* bigger = pool.allocate(mib + 1, 16);
         BOOST_TEST(bigger != big);
-        BOOST_TEST(upstream.last_allocate_size() == mib + mib / 4);
+        BOOST_TEST(class_bytes(mib + 1) == mib + mib / 4);
+        BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(mib + 1));
         pool_stats s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 3u);
         BOOST_TEST(s.thread_cache_hits == 0u);
@@ -278,7 +285,7 @@ BOOST_AUTO_TEST_CASE(cached_block_of_another_class_is_never_used, *boost::unit_t
         pool.deallocate(bigger, mib + 1, 16);
         s = pool.stats();
         BOOST_TEST(s.cached_buffers == 3u);
-        BOOST_TEST(s.cached_bytes == mib + 640 * kib + mib + mib / 4);
+        BOOST_TEST(s.cached_bytes == upstream_bytes(mib) + upstream_bytes(600 * kib) + upstream_bytes(mib + 1));
     }
     expect_balanced(upstream);
 }
@@ -311,7 +318,7 @@ BOOST_AUTO_TEST_CASE(shard_tier_serves_once_the_thread_cache_is_full, *boost::un
         deallocate_all(pool, blocks, 64 * kib);
         pool_stats s = pool.stats();
         BOOST_TEST(s.cached_buffers == 5u); // 2 in the thread cache, 3 in shards
-        BOOST_TEST(s.cached_bytes == 5 * 64 * kib);
+        BOOST_TEST(s.cached_bytes == 5 * upstream_bytes(64 * kib));
         BOOST_TEST(s.upstream_deallocations == 0u);
         blocks = allocate_n(pool, 5, 64 * kib);
         const std::set<void*> second(blocks.begin(), blocks.end());
@@ -329,9 +336,9 @@ BOOST_AUTO_TEST_CASE(shard_tier_serves_once_the_thread_cache_is_full, *boost::un
 BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test::timeout(60)) {
     recording_resource upstream;
     {
-        // A cap of three 64 KiB blocks; a thread may hold a quarter (48 KiB),
+        // A cap of three 64 KiB blocks (as held from upstream); a thread may hold a quarter (48 KiB),
         // which is less than one block, so the shards keep what the cap allows.
-        const std::size_t cap = 3 * 64 * kib;
+        const std::size_t cap = 3 * upstream_bytes(64 * kib);
         sharded_buffer_resource pool(pool_config{}.with_max_cached_bytes(cap), &upstream);
         std::vector<void*> blocks = allocate_n(pool, 10, 64 * kib);
         for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -339,7 +346,7 @@ BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test
             const pool_stats s = pool.stats();
             BOOST_TEST_CONTEXT("after " << i + 1 << " deallocations") {
                 BOOST_TEST(s.cached_bytes <= cap);
-                BOOST_TEST(s.cached_bytes == s.cached_buffers * 64 * kib);
+                BOOST_TEST(s.cached_bytes == s.cached_buffers * upstream_bytes(64 * kib));
                 BOOST_TEST(s.upstream_deallocations == i + 1 - s.cached_buffers);
             }
         }
@@ -359,7 +366,7 @@ BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test
         const pool_stats s = pool.stats();
         BOOST_TEST(s.cached_bytes <= cap);
         BOOST_TEST(s.cached_buffers >= 4u); // at least the thread cache's worth
-        BOOST_TEST(s.cached_bytes == s.cached_buffers * 64 * kib);
+        BOOST_TEST(s.cached_bytes == s.cached_buffers * upstream_bytes(64 * kib));
         BOOST_TEST(s.upstream_deallocations == 24u - s.cached_buffers);
         BOOST_TEST(upstream.outstanding_blocks() == s.cached_buffers);
     }
@@ -448,8 +455,8 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
         pool_stats s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 3u);
         BOOST_TEST(s.cached_buffers == 3u);
-        BOOST_TEST(s.cached_bytes == 3 * mib);
-        BOOST_TEST(upstream.last_allocate_size() == class_bytes(mib));
+        BOOST_TEST(s.cached_bytes == 3 * upstream_bytes(mib));
+        BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(mib));
         BOOST_TEST(upstream.last_allocate_alignment() == class_alignment(mib));
         // Served without upstream, from the shards.
         void* p = pool.allocate(mib);
@@ -486,7 +493,7 @@ BOOST_AUTO_TEST_CASE(preallocate_stops_at_the_caps, *boost::unit_test::timeout(6
     }
     expect_balanced(upstream);
     {
-        const std::size_t cap = 3 * 64 * kib;
+        const std::size_t cap = 3 * upstream_bytes(64 * kib);
         sharded_buffer_resource pool(pool_config{}.with_max_cached_bytes(cap), &upstream);
         pool.preallocate(10, 64 * kib);
         const pool_stats s = pool.stats();

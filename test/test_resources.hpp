@@ -28,6 +28,7 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -85,14 +86,18 @@ public:
     /// Size and alignment of the last deallocate call (0 before the first).
     std::size_t last_deallocate_size() const { return read(last_deallocate_size_); }
     std::size_t last_deallocate_alignment() const { return read(last_deallocate_alignment_); }
-    /// True when `p` is a block handed out by this resource and not yet freed.
-    bool is_live(const void* p) const {
+    /// True when `p` points into a block handed out by this resource and not
+    /// yet freed (a pool may hand out a pointer past the start of its block).
+    bool is_live(const void* p) const { return block_of(p) != nullptr; }
+    /// Start of the live block `p` points into, or nullptr.
+    const void* block_of(const void* p) const {
         std::lock_guard<std::mutex> lock(mutex_);
-        return live_.count(p) != 0;
+        auto it = containing(p);
+        return it == live_.end() ? nullptr : it->first;
     }
-    /// Size of live block `p` as allocated (0 if `p` is not live).
+    /// Size of the live block `p` points into, as allocated (0 if none).
     std::size_t size_of(const void* p) const { return info_of(p).bytes; }
-    /// Alignment of live block `p` as allocated (0 if `p` is not live).
+    /// Alignment of the live block `p` points into, as allocated (0 if none).
     std::size_t alignment_of(const void* p) const { return info_of(p).alignment; }
     /// Every contract violation seen so far, one message each.
     std::vector<std::string> violations() const {
@@ -112,8 +117,18 @@ private:
     }
     block_info info_of(const void* p) const {
         std::lock_guard<std::mutex> lock(mutex_);
-        auto it = live_.find(p);
+        auto it = containing(p);
         return it == live_.end() ? block_info{0, 0} : it->second;
+    }
+    // The live block whose [start, start + max(bytes, 1)) holds p. Under mutex_.
+    std::map<const void*, block_info, std::less<>>::const_iterator containing(const void* p) const {
+        auto it = live_.upper_bound(p);
+        if (it == live_.begin()) return live_.end();
+        --it;
+        const auto start = reinterpret_cast<std::uintptr_t>(it->first);
+        const auto at = reinterpret_cast<std::uintptr_t>(p);
+        const std::size_t length = it->second.bytes == 0 ? 1 : it->second.bytes;
+        return at - start < length ? it : live_.end();
     }
 
     void* do_allocate(std::size_t bytes, std::size_t alignment) override {
@@ -206,7 +221,7 @@ private:
     std::size_t max_request_;
 
     mutable std::mutex mutex_; // guards everything below
-    std::unordered_map<const void*, block_info> live_;
+    std::map<const void*, block_info, std::less<>> live_; // ordered: lookups by containment
     std::unordered_set<const void*> freed_; // freed and not handed out again
     std::size_t allocate_calls_ = 0;
     std::size_t failed_allocate_calls_ = 0;

@@ -18,7 +18,8 @@ struct pool_stats {
     std::uint64_t upstream_allocations = 0;
     /// Calls made to upstream deallocate.
     std::uint64_t upstream_deallocations = 0;
-    /// Idle bytes held by the pool now, in all tiers (block sizes, not request sizes).
+    /// Idle bytes held by the pool now, in all tiers: each block counted as
+    /// the bytes it holds from upstream (not the request's size).
     std::size_t cached_bytes = 0;
     /// Idle blocks held by the pool now, in all tiers.
     std::size_t cached_buffers = 0;

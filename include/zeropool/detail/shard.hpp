@@ -36,7 +36,7 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == capacity_) return false;
         entries_[count_++] = cached_block{p, cls};
-        bytes_ += class_size(cls);
+        bytes_ += upstream_size(cls);
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }
@@ -48,7 +48,7 @@ public:
             if (entries_[i].cls != cls) continue;
             void* p = entries_[i].ptr;
             entries_[i] = entries_[--count_];
-            bytes_ -= class_size(cls);
+            bytes_ -= upstream_size(cls);
             ++hits_;
             count_hint_.store(count_, std::memory_order_relaxed);
             return p;
@@ -61,7 +61,7 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == 0) return false;
         out = entries_[--count_];
-        bytes_ -= class_size(out.cls);
+        bytes_ -= upstream_size(out.cls);
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }

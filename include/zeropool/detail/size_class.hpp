@@ -58,21 +58,6 @@ constexpr std::size_t class_size(std::uint32_t index) noexcept {
     return (std::size_t{1} << k) + (m + 1u) * (std::size_t{1} << (k - 2u));
 }
 
-/// A request's class index and block size, computed together (one bit scan).
-struct size_class_info {
-    std::uint32_t index;
-    std::size_t size;
-};
-
-/// Same as {class_index(s), class_size(class_index(s))}, for the hit paths.
-constexpr size_class_info classify(std::size_t s) noexcept {
-    const std::uint64_t v = static_cast<std::uint64_t>(s) - 1;
-    if (v < 4) return size_class_info{static_cast<std::uint32_t>(v), s};
-    const unsigned k = floor_log2(v);
-    const std::uint64_t m = (v >> (k - 2)) & 3u;
-    return size_class_info{static_cast<std::uint32_t>(4u * (k - 1u) + m),
-                           static_cast<std::size_t>((m + 5u) << (k - 2u))};
-}
 
 /// The alignment asked of upstream for blocks of class `index`: the largest
 /// power of two <= the class size, limited to [min_block_alignment, page_alignment]. Every request the class
@@ -81,6 +66,48 @@ constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
     const std::size_t floor_pow2 = std::size_t{1} << floor_log2(class_size(index));
     if (floor_pow2 < min_block_alignment) return min_block_alignment;
     return floor_pow2 > page_alignment ? page_alignment : floor_pow2;
+}
+
+/// Blocks of at least this size start the data of low-alignment requests
+/// `low_alignment_offset` bytes past the block's (page-aligned) start, as
+/// malloc does; upstream is asked for that many bytes more. Reading into a
+/// page-aligned destination is measurably slower (docs/design.md,
+/// "Measurements": about 15% for read(2) here).
+inline constexpr std::size_t offset_min_block = std::size_t{64} << 10;
+inline constexpr std::size_t low_alignment_offset = 16;
+
+/// The bytes asked of upstream for a block of class `index`.
+constexpr std::size_t upstream_size(std::uint32_t index) noexcept {
+    const std::size_t size = class_size(index);
+    return size >= offset_min_block ? size + low_alignment_offset : size;
+}
+
+/// A request's class: index, block size, and bytes held from upstream.
+struct size_class_info {
+    std::uint32_t index;
+    std::size_t size;     // class_size(index)
+    std::size_t upstream; // upstream_size(index): what idle-byte accounting counts
+};
+
+/// Same as {class_index(s), class_size(..), upstream_size(..)} with one bit
+/// scan, for the hit paths.
+constexpr size_class_info classify(std::size_t s) noexcept {
+    const std::uint64_t v = static_cast<std::uint64_t>(s) - 1;
+    if (v < 4) return size_class_info{static_cast<std::uint32_t>(v), s, s};
+    const unsigned k = floor_log2(v);
+    const std::uint64_t m = (v >> (k - 2)) & 3u;
+    const auto size = static_cast<std::size_t>((m + 5u) << (k - 2u));
+    return size_class_info{static_cast<std::uint32_t>(4u * (k - 1u) + m), size,
+                           size >= offset_min_block ? size + low_alignment_offset : size};
+}
+
+/// Where a request's data starts in a block of `block_size` bytes: a pure
+/// function of the class and the requested alignment, so deallocate finds the
+/// block's start again.
+constexpr std::size_t data_offset(std::size_t block_size, std::size_t alignment) noexcept {
+    return block_size >= offset_min_block && alignment <= low_alignment_offset
+               ? low_alignment_offset
+               : 0;
 }
 
 /// The size that classification looks at: max(bytes, alignment, 1).
