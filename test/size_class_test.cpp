@@ -103,6 +103,19 @@ bool class_fits(std::size_t s) noexcept {
 
 } // namespace
 
+// The data offset: blocks of 64 KiB and more hold 16 bytes more than their
+// class size, and only requests of alignment <= 16 start 16 bytes in, so the
+// data still fits the class size and keeps the alignment asked for.
+static_assert(upstream_size(class_index(4 * kib)) == 4 * kib);
+static_assert(upstream_size(class_index(64 * kib - 1)) == 64 * kib + low_alignment_offset);
+static_assert(upstream_size(class_index(48 * kib)) == 48 * kib);
+static_assert(data_offset(48 * kib, 1) == 0);
+static_assert(data_offset(64 * kib, 1) == low_alignment_offset);
+static_assert(data_offset(64 * kib, 16) == low_alignment_offset);
+static_assert(data_offset(64 * kib, 32) == 0);
+static_assert(data_offset(mib, 4096) == 0);
+
+
 BOOST_AUTO_TEST_SUITE(size_class_suite)
 
 BOOST_AUTO_TEST_CASE(sweep_every_size_up_to_4_mib, *boost::unit_test::timeout(60)) {
@@ -123,7 +136,8 @@ BOOST_AUTO_TEST_CASE(sweep_every_size_up_to_4_mib, *boost::unit_test::timeout(60
         if (first_bad_tight == 0 && i > 0 && class_size(i - 1) >= s) first_bad_tight = s;
         // classify(s) is the same pair.
         const size_class_info info = classify(s);
-        if (first_bad_classify == 0 && (info.index != i || info.size != c)) first_bad_classify = s;
+        if (first_bad_classify == 0 && (info.index != i || info.size != c || info.upstream != upstream_size(i)))
+            first_bad_classify = s;
         prev = i;
     }
     BOOST_TEST(first_bad_fit == 0u, "class_size(class_index(s)) < s (or != s for s <= 4) at s = " << first_bad_fit);
@@ -247,6 +261,23 @@ BOOST_AUTO_TEST_CASE(classification_is_a_pure_function_of_bytes_and_alignment,
             }
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(data_offset_keeps_alignment_and_fits_the_block, *boost::unit_test::timeout(60)) {
+    std::size_t failures = 0;
+    for (std::size_t align = 1; align <= page_alignment; align *= 2) {
+        for (std::size_t bytes : {std::size_t{1}, kib, 60 * kib, 64 * kib, 64 * kib + 1, mib, 512 * mib}) {
+            const std::uint32_t i = class_index(classified_size(bytes, align));
+            const std::size_t offset = data_offset(class_size(i), align);
+            BOOST_TEST_CONTEXT("bytes " << bytes << ", alignment " << align) {
+                BOOST_TEST(offset % align == 0);                           // block_alignment(i) >= align
+                BOOST_TEST(offset + bytes <= upstream_size(i));            // the data fits what upstream gave
+                BOOST_TEST(upstream_size(i) - class_size(i) >= offset);    // slack covers the offset
+                if (offset % align != 0 || offset + bytes > upstream_size(i)) ++failures;
+            }
+        }
+    }
+    BOOST_TEST(failures == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
