@@ -12,6 +12,7 @@
 #include <zeropool/sharded_buffer_resource.hpp>
 
 #include "test_resources.hpp"
+#include "test_support.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -39,14 +40,13 @@ using zeropool_test::injected_failure;
 using zeropool_test::poisoning_resource;
 using zeropool_test::recording_resource;
 
-constexpr std::size_t kib = std::size_t{1} << 10;
-constexpr std::size_t mib = std::size_t{1} << 20;
-constexpr std::size_t gib = std::size_t{1} << 30;
+using zeropool_test::class_alignment;
+using zeropool_test::class_bytes;
+using zeropool_test::gib;
+using zeropool_test::kib;
+using zeropool_test::mib;
+using zeropool_test::upstream_bytes;
 
-std::size_t class_bytes(std::size_t s) { return zeropool::detail::class_size(zeropool::detail::class_index(s)); }
-// What upstream is asked for a block of the class of s (class size, plus the
-// slack for a data offset in blocks of 64 KiB and more).
-std::size_t upstream_bytes(std::size_t s) { return zeropool::detail::upstream_size(zeropool::detail::class_index(s)); }
 
 void check_same_stats(const pool_stats& a, const pool_stats& b) {
     BOOST_TEST(a.thread_cache_hits == b.thread_cache_hits);

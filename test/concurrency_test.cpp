@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "test_resources.hpp"
+#include "test_support.hpp"
 
 #include <algorithm>
 #include <array>
@@ -31,21 +32,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_THREAD__)
-#define ZEROPOOL_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ZEROPOOL_TEST_TSAN 1
-#endif
-#endif
-
-#if defined(ZEROPOOL_TEST_TSAN) || defined(__SANITIZE_ADDRESS__)
-#define ZEROPOOL_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ZEROPOOL_TEST_SANITIZED 1
-#endif
-#endif
 
 namespace {
 
@@ -53,14 +39,11 @@ namespace zp = zeropool;
 using zeropool_test::expect_balanced;
 using zeropool_test::recording_resource;
 
-constexpr std::size_t kib = std::size_t{1} << 10;
-constexpr std::size_t mib = std::size_t{1} << 20;
-
-#ifdef ZEROPOOL_TEST_SANITIZED
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
+using zeropool_test::failure_log;
+using zeropool_test::kib;
+using zeropool_test::mib;
+using zeropool_test::sanitized;
+using zeropool_test::scaled;
 #ifdef ZEROPOOL_TEST_TSAN
 // The owner registry below serialises every operation on one mutex; under TSan
 // that would add happens-before edges hiding the pool's own races, so there
@@ -69,32 +52,6 @@ constexpr bool track_owners = false;
 #else
 constexpr bool track_owners = true;
 #endif
-
-/// Picks the loop count: `normal` in plain builds, `reduced` under sanitizers.
-constexpr int scaled(int normal, int reduced) noexcept { return sanitized ? reduced : normal; }
-
-/// Boost.Test assertions are not thread-safe: worker threads note failures
-/// here (the first few messages and a count) and the main thread reports them.
-class failure_log {
-public:
-    void add(const std::string& what) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (++count_ <= 10) messages_.push_back(what);
-    }
-    void check(bool ok, const char* what) {
-        if (!ok) add(what);
-    }
-    void report() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (const std::string& m : messages_) BOOST_ERROR("worker thread: " << m);
-        BOOST_TEST(count_ == 0u, count_ << " failure(s) in worker threads");
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<std::string> messages_;
-    std::size_t count_ = 0;
-};
 
 // ---- block contents ---------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 #define BOOST_TEST_MODULE fork
 #include <boost/test/unit_test.hpp>
 
+#include "test_support.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -24,33 +26,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ZEROPOOL_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ZEROPOOL_TEST_ASAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_THREAD__) || defined(ZEROPOOL_TEST_ASAN)
-#define ZEROPOOL_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define ZEROPOOL_TEST_SANITIZED 1
-#endif
-#endif
 
 namespace {
 
 namespace zp = zeropool;
 
-constexpr std::size_t kib = std::size_t{1} << 10;
-
-#ifdef ZEROPOOL_TEST_SANITIZED
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
+using zeropool_test::kib;
+using zeropool_test::sanitized;
 
 // AddressSanitizer's allocator (the runtimes of g++ 12 and clang++ 14) does
 // not take its own locks around fork(): a child forked while another thread

@@ -9,6 +9,7 @@
 #include <zeropool/detail/size_class.hpp>
 
 #include "test_resources.hpp"
+#include "test_support.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -30,19 +31,13 @@ using zeropool_test::injected_failure;
 using zeropool_test::is_aligned;
 using zeropool_test::recording_resource;
 
-constexpr std::size_t kib = std::size_t{1} << 10;
-constexpr std::size_t mib = std::size_t{1} << 20;
-constexpr std::size_t gib = std::size_t{1} << 30;
+using zeropool_test::class_alignment;
+using zeropool_test::class_bytes;
+using zeropool_test::gib;
+using zeropool_test::kib;
+using zeropool_test::mib;
+using zeropool_test::upstream_bytes;
 constexpr std::size_t size_max = std::numeric_limits<std::size_t>::max();
-
-/// Size and alignment upstream sees for a pooled request of max(bytes, alignment) = s.
-std::size_t class_bytes(std::size_t s) { return zeropool::detail::class_size(zeropool::detail::class_index(s)); }
-// What upstream is asked for a block of the class of s (class size, plus the
-// slack for a data offset in blocks of 64 KiB and more).
-std::size_t upstream_bytes(std::size_t s) { return zeropool::detail::upstream_size(zeropool::detail::class_index(s)); }
-std::size_t class_alignment(std::size_t s) {
-    return zeropool::detail::block_alignment(zeropool::detail::class_index(s));
-}
 
 /// BOOST_TESTs every field of two snapshots.
 void check_same_stats(const pool_stats& a, const pool_stats& b) {

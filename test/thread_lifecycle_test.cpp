@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "test_resources.hpp"
+#include "test_support.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -27,13 +28,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define ZEROPOOL_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define ZEROPOOL_TEST_SANITIZED 1
-#endif
-#endif
 
 namespace {
 
@@ -41,43 +35,10 @@ namespace zp = zeropool;
 using zeropool_test::expect_balanced;
 using zeropool_test::recording_resource;
 
-constexpr std::size_t kib = std::size_t{1} << 10;
-
-#ifdef ZEROPOOL_TEST_SANITIZED
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-
-/// Picks the loop count: `normal` in plain builds, `reduced` under sanitizers.
-constexpr int scaled(int normal, int reduced) noexcept { return sanitized ? reduced : normal; }
-
-/// Boost.Test assertions are not thread-safe: worker threads note failures
-/// here and the main thread reports them.
-class failure_log {
-public:
-    void add(std::string what) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        messages_.push_back(std::move(what));
-    }
-    void check(bool ok, const char* what) {
-        if (!ok) add(what);
-    }
-    std::vector<std::string> messages() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return messages_;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<std::string> messages_;
-};
-
-void report(const failure_log& log) {
-    const std::vector<std::string> messages = log.messages();
-    for (const std::string& m : messages) BOOST_ERROR("worker thread: " << m);
-    BOOST_TEST(messages.empty());
-}
+using zeropool_test::failure_log;
+using zeropool_test::kib;
+using zeropool_test::sanitized;
+using zeropool_test::scaled;
 
 /// A one-shot gate: threads wait until it is opened.
 class gate {
@@ -259,7 +220,7 @@ BOOST_AUTO_TEST_CASE(exiting_thread_hands_cached_blocks_to_a_shard,
         }
     });
     taker.join();
-    report(log);
+    log.report();
     const zp::pool_stats reused = pool.stats();
     BOOST_TEST(reused.shard_hits == after.shard_hits + 4);
     BOOST_TEST(reused.upstream_allocations == before.upstream_allocations);
@@ -289,7 +250,7 @@ BOOST_AUTO_TEST_CASE(short_lived_threads_reuse_each_others_blocks,
         });
         worker.join();
     }
-    report(log);
+    log.report();
     const zp::pool_stats st = pool.stats();
     // Only the first thread asks upstream; every later one finds the blocks
     // the exited threads handed to the shards.
@@ -372,7 +333,7 @@ BOOST_AUTO_TEST_CASE(deallocate_after_thread_teardown_goes_to_a_shard,
             holder.pool = &pool;
         });
         worker.join();
-        report(log);
+        log.report();
         BOOST_TEST(destroyed.load() == 1);
 
         // In order: upstream (first block), thread cache hit (the vector),
@@ -397,7 +358,7 @@ BOOST_AUTO_TEST_CASE(deallocate_after_thread_teardown_goes_to_a_shard,
             pool.deallocate(y, block);
         });
         taker.join();
-        report(log);
+        log.report();
         const zp::pool_stats after = pool.stats();
         BOOST_TEST(after.shard_hits == 3u);
         BOOST_TEST(after.upstream_allocations == 2u);
@@ -505,7 +466,7 @@ BOOST_AUTO_TEST_CASE(pool_destroyed_while_threads_hold_cached_blocks,
     BOOST_TEST(st.shard_hits == 0u);
     may_exit.open();
     for (std::thread& w : workers) w.join();
-    report(log);
+    log.report();
 
     BOOST_TEST(pool->stats().cached_buffers == static_cast<std::size_t>(threads));
     pool.reset();
@@ -555,7 +516,7 @@ BOOST_AUTO_TEST_CASE(thread_exit_races_pool_destructor, *boost::unit_test::timeo
             break;
         }
     }
-    report(log);
+    log.report();
 }
 
 // A pool that is itself a thread_local dies during its thread's teardown,
@@ -709,7 +670,7 @@ BOOST_AUTO_TEST_CASE(ten_thousand_pools_used_by_several_threads, *boost::unit_te
         BOOST_TEST(up.outstanding_blocks() == (pools / 2) * threads);
         half_destroyed.open();
         for (std::thread& w : workers) w.join();
-        report(log);
+        log.report();
 
         // The exited threads handed their blocks to the shards.
         std::size_t wrong_after_exit = 0;
@@ -755,7 +716,7 @@ BOOST_AUTO_TEST_CASE(thread_outlives_many_short_lived_pools, *boost::unit_test::
             log.check(balanced(short_up), "short-lived pools did not balance");
         });
         worker.join();
-        report(log);
+        log.report();
         const zp::pool_stats st = long_lived.stats();
         BOOST_TEST(st.upstream_allocations == 1u);
         BOOST_TEST(st.thread_cache_hits == static_cast<std::uint64_t>(rounds));
