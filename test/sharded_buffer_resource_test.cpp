@@ -20,6 +20,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace {
 
 using zeropool::pool_config;
@@ -472,6 +474,35 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
         pool.preallocate(4, pool.config().max_buffer_size + 1);
         pool.preallocate(0, mib);
         BOOST_TEST(upstream.allocate_calls() == calls);
+    }
+    expect_balanced(upstream);
+}
+
+// Minor page faults of this process so far (exact, not a timing).
+long minor_faults() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_minflt;
+}
+
+BOOST_AUTO_TEST_CASE(preallocated_buffers_touch_no_fresh_page, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        sharded_buffer_resource pool(pool_config{}, &upstream);
+        constexpr std::size_t size = 16 * mib;
+        const std::size_t pages = size / 4096;
+        pool.preallocate(1, size);
+        const std::size_t allocations = pool.stats().upstream_allocations;
+        auto* p = static_cast<volatile unsigned char*>(pool.allocate(size));
+        BOOST_TEST(pool.stats().upstream_allocations == allocations); // the preallocated block
+        const long before = minor_faults();
+        for (std::size_t off = 0; off < size; off += 4096) p[off] = 1;
+        const long faults = minor_faults() - before;
+        BOOST_TEST_MESSAGE("minor faults touching a preallocated " << size << "-byte block: " << faults);
+        // A fresh block would fault once per page (4096 here); allow for
+        // sanitizer shadow memory and the test's own stack.
+        BOOST_TEST(faults < static_cast<long>(pages / 16));
+        pool.deallocate(const_cast<unsigned char*>(p), size);
     }
     expect_balanced(upstream);
 }

@@ -79,9 +79,10 @@ public:
 
     /// Non-standard extension.
     /// Effects: allocates up to `count` blocks of the class of `size` from
-    /// upstream and keeps them idle in the shards, stopping early when the
-    /// caps (max_cached_bytes, max_buffers_per_shard) are reached. Does
-    /// nothing when `size` is not pooled.
+    /// upstream, writes one byte in each of their pages (so their pages are
+    /// faulted in now, not at first use), and keeps them idle in the shards,
+    /// stopping early when the caps (max_cached_bytes, max_buffers_per_shard)
+    /// are reached. Does nothing when `size` is not pooled.
     /// Throws: what upstream throws; blocks already obtained stay pooled.
     void preallocate(std::size_t count, std::size_t size);
 
