@@ -45,6 +45,12 @@ inline constexpr bool sanitized = true;
 inline constexpr bool sanitized = false;
 #endif
 
+#if defined(ZEROPOOL_TEST_ASAN)
+inline constexpr bool asan = true;
+#else
+inline constexpr bool asan = false;
+#endif
+
 /// Picks a loop count: `normal` in plain builds, `reduced` under sanitizers.
 constexpr int scaled(int normal, int reduced) noexcept { return sanitized ? reduced : normal; }
 

@@ -9,6 +9,7 @@
 #ifndef ZEROPOOL_DETAIL_SHARD_HPP
 #define ZEROPOOL_DETAIL_SHARD_HPP
 
+#include <zeropool/detail/asan.hpp>
 #include <zeropool/detail/size_class.hpp>
 #include <zeropool/detail/thread_cache.hpp>
 
@@ -35,6 +36,7 @@ public:
     bool push(void* p, std::uint32_t cls) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == capacity_) return false;
+        ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
         entries_[count_++] = cached_block{p, cls};
         bytes_ += upstream_size(cls);
         count_hint_.store(count_, std::memory_order_relaxed);
@@ -51,6 +53,7 @@ public:
             bytes_ -= upstream_size(cls);
             ++hits_;
             count_hint_.store(count_, std::memory_order_relaxed);
+            ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
             return p;
         }
         return nullptr;
@@ -62,6 +65,7 @@ public:
         if (count_ == 0) return false;
         out = entries_[--count_];
         bytes_ -= upstream_size(out.cls);
+        ZEROPOOL_UNPOISON_IDLE(out.ptr, upstream_size(out.cls));
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }

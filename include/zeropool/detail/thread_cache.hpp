@@ -15,6 +15,7 @@
 #define ZEROPOOL_DETAIL_THREAD_CACHE_HPP
 
 #include <zeropool/config.hpp>
+#include <zeropool/detail/asan.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -56,6 +57,7 @@ public:
             count_.store(n - 1, std::memory_order_relaxed);
             held_.store(held_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
             hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            ZEROPOOL_UNPOISON_IDLE(ptr_[n - 1], bytes);
             return ptr_[n - 1];
         }
         return n > 1 ? take_older(cls, bytes, n) : nullptr;
@@ -85,6 +87,7 @@ public:
         }
         count_.store(n - 1, std::memory_order_relaxed);
         held_.store(held() - bytes_of_oldest, std::memory_order_relaxed);
+        ZEROPOOL_UNPOISON_IDLE(b.ptr, bytes_of_oldest);
         return b;
     }
 
@@ -113,6 +116,7 @@ public:
 
 private:
     void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
+        ZEROPOOL_POISON_IDLE(p, bytes);
         cls_[n] = cls;
         ptr_[n] = p;
         count_.store(n + 1, std::memory_order_relaxed);
@@ -131,6 +135,7 @@ private:
             count_.store(n - 1, std::memory_order_relaxed);
             held_.store(held() - bytes, std::memory_order_relaxed);
             hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            ZEROPOOL_UNPOISON_IDLE(p, bytes);
             return p;
         }
         return nullptr;
