@@ -1,0 +1,259 @@
+// zeropool and its peers under a mixed-size workload with many blocks live at
+// once, as a program juggling buffers of various sizes does.
+//
+//   mixed_sizes/<resource>/<live blocks>
+//       A ring of 64 live blocks. Each iteration (one step) deallocates the
+//       oldest block, allocates a new one and writes one byte per 4 KiB page of
+//       it (the first byte included), as I/O into it would. Sizes are
+//       log-uniform in [1 KiB, 1 MiB], drawn once from std::mt19937_64 with a
+//       fixed seed into a list of 65536 sizes that every resource walks in the
+//       same order from the start, so every resource sees the same requests.
+//       Untimed: the ring is filled, then 8192 steps are taken (a fresh pool's
+//       first misses are not the subject); the timed steps follow.
+//
+// Counters (per run, not per iteration):
+//   peak_live_bytes        the most bytes requested and live at once during
+//                          the run (a property of the size list: equal for
+//                          runs of equal length; longer runs see more of it).
+//   faults_per_op          minor page faults of the thread per timed step
+//                          (getrusage): fresh pages, the usual cause of slow
+//                          rows here.
+//   upstream_bytes_end     bytes the resource holds from its upstream after the
+//                          timed loop, its 64 live blocks included: the memory
+//                          footprint, live plus idle plus rounding.
+//   upstream_bytes_peak    the most bytes held from upstream at any time.
+//   upstream_end_per_live  upstream_bytes_end / peak_live_bytes (1.0 would be
+//                          no overhead at all; zeropool's size classes round up
+//                          by < 25% and it keeps idle blocks, up to its cap).
+//   upstream_peak_per_live upstream_bytes_peak / peak_live_bytes.
+//   upstream_allocs_per_op upstream allocate calls per timed step.
+// The upstream counters come from a counting wrapper over new_delete_resource()
+// given as upstream to zeropool and to the std pool (one more virtual call on
+// their upstream path only). new_delete's upstream is malloc itself, and the
+// Boost pool keeps its own default upstream, so they report neither.
+//
+// How to read it: compare rows of one run as ratios (absolute times drift on
+// shared VMs): time per step against zeropool's, and the footprint ratios
+// between zeropool and the std pool. Every resource is called through a
+// laundered base-class reference (a virtual call). The ideal same-size free
+// list of the other programs has no meaning for mixed sizes and is left out.
+//
+// Caution: every row ends in glibc malloc, whose state carries over from one
+// row to the next within a process (its mmap threshold rises when it frees a
+// large mmapped block, and stays raised). The rows whose blocks come straight
+// from malloc (new_delete; Boost, which pools nothing above 4 KiB) can be
+// several times faster after another row has run than in a fresh process. Run
+// one resource per process (--benchmark_filter=mixed_sizes/new_delete, ...) to
+// compare them as a fresh program would see them, and report which you used.
+//
+// Notes. Boost.Container's pool resource derives from
+// boost::container::pmr::memory_resource and is called through that base.
+// Boost 1.81 clamps largest_required_pool_block to 4096 whatever is asked, so
+// above 4 KiB its pool passes every request to its upstream.
+#include <zeropool/sharded_buffer_resource.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <boost/container/pmr/memory_resource.hpp>
+#include <boost/container/pmr/pool_options.hpp>
+#include <boost/container/pmr/synchronized_pool_resource.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <random>
+#include <vector>
+
+#include <sys/resource.h> // getrusage (Linux: RUSAGE_THREAD)
+
+namespace {
+
+constexpr std::size_t large_pool_block = std::size_t{256} << 20;
+constexpr std::size_t live_blocks = 64;
+constexpr std::size_t size_count = std::size_t{1} << 16; // a power of two
+constexpr std::size_t page = 4096;
+constexpr std::size_t warm_up_steps = 8192; // untimed steps after filling the ring
+
+/// Forwards to new_delete_resource() and counts calls and bytes outstanding.
+/// Single-threaded use only (this program is single-threaded).
+class counting_upstream final : public std::pmr::memory_resource {
+public:
+    std::uint64_t allocations() const noexcept { return allocations_; }
+    std::size_t outstanding() const noexcept { return outstanding_; }
+    std::size_t peak() const noexcept { return peak_; }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t align) override {
+        void* p = std::pmr::new_delete_resource()->allocate(bytes, align);
+        ++allocations_;
+        outstanding_ += bytes;
+        peak_ = std::max(peak_, outstanding_);
+        return p;
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t align) override {
+        std::pmr::new_delete_resource()->deallocate(p, bytes, align);
+        outstanding_ -= bytes;
+    }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+
+    std::uint64_t allocations_ = 0;
+    std::size_t outstanding_ = 0;
+    std::size_t peak_ = 0;
+};
+
+std::pmr::pool_options std_large_blocks() {
+    std::pmr::pool_options o;
+    o.largest_required_pool_block = large_pool_block;
+    return o;
+}
+
+boost::container::pmr::pool_options boost_large_blocks() {
+    boost::container::pmr::pool_options o;
+    o.largest_required_pool_block = large_pool_block;
+    return o;
+}
+
+/// The request sizes, log-uniform in [1 KiB, 1 MiB]. The mapping from the
+/// generator's bits to a size is written out (std::uniform_real_distribution
+/// differs between standard libraries), so the list is the same everywhere.
+const std::vector<std::size_t>& request_sizes() {
+    static const std::vector<std::size_t> sizes = [] {
+        std::mt19937_64 gen(20261124);
+        std::vector<std::size_t> v(size_count);
+        for (std::size_t& s : v) {
+            const double u = static_cast<double>(gen() >> 11) * 0x1.0p-53; // [0, 1)
+            s = static_cast<std::size_t>(1024.0 * std::exp2(10.0 * u));   // [1 KiB, 1 MiB)
+        }
+        return v;
+    }();
+    return sizes;
+}
+
+/// Hides the dynamic type of `r` from the optimiser: every call stays virtual.
+template <class Base>
+Base& launder(Base* r) {
+    benchmark::DoNotOptimize(r);
+    return *r;
+}
+
+struct block {
+    void* p = nullptr;
+    std::size_t bytes = 0;
+};
+
+/// Minor page faults of the calling thread so far.
+long minor_faults() {
+    rusage u{};
+    getrusage(RUSAGE_THREAD, &u);
+    return u.ru_minflt;
+}
+
+/// Runs the ring workload on `r` (empty on entry) and sets peak_live_bytes.
+/// Leaves the ring's blocks live, for the caller to read the footprint before
+/// freeing them with release(). Returns upstream_count() read when the timed
+/// loop began.
+template <class Base, class Count>
+std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_blocks>& ring,
+                       Count upstream_count) {
+    const std::vector<std::size_t>& sizes = request_sizes();
+    std::size_t next = 0;
+    std::size_t live = 0;
+    std::size_t peak_live = 0;
+    auto make = [&] {
+        const std::size_t bytes = sizes[next++ % size_count];
+        void* p = r.allocate(bytes);
+        auto* c = static_cast<volatile unsigned char*>(p);
+        for (std::size_t off = 0; off < bytes; off += page) c[off] = 1;
+        live += bytes;
+        peak_live = std::max(peak_live, live);
+        return block{p, bytes};
+    };
+    std::size_t oldest = 0;
+    auto step = [&] {
+        block& b = ring[oldest];
+        r.deallocate(b.p, b.bytes);
+        live -= b.bytes;
+        b = make();
+        benchmark::DoNotOptimize(b.p);
+        oldest = (oldest + 1) % live_blocks;
+    };
+    for (block& b : ring) b = make();
+    for (std::size_t i = 0; i < warm_up_steps; ++i) step();
+    const std::uint64_t at_start = upstream_count();
+    const long faults_at_start = minor_faults();
+    for (auto _ : state) step();
+    const long faults = minor_faults() - faults_at_start;
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+    state.counters["peak_live_bytes"] = static_cast<double>(peak_live);
+    state.counters["faults_per_op"] =
+        static_cast<double>(faults) /
+        static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
+    return at_start;
+}
+
+template <class Base>
+void release(Base& r, std::array<block, live_blocks>& ring) {
+    for (block& b : ring) r.deallocate(b.p, b.bytes);
+}
+
+std::uint64_t not_counted() { return 0; }
+
+void report_upstream(benchmark::State& state, const counting_upstream& up,
+                     std::uint64_t allocs_at_start) {
+    const double peak_live = state.counters["peak_live_bytes"];
+    state.counters["upstream_bytes_end"] = static_cast<double>(up.outstanding());
+    state.counters["upstream_bytes_peak"] = static_cast<double>(up.peak());
+    state.counters["upstream_end_per_live"] = static_cast<double>(up.outstanding()) / peak_live;
+    state.counters["upstream_peak_per_live"] = static_cast<double>(up.peak()) / peak_live;
+    const auto steps = static_cast<double>(state.iterations());
+    state.counters["upstream_allocs_per_op"] =
+        steps == 0.0 ? 0.0 : static_cast<double>(up.allocations() - allocs_at_start) / steps;
+}
+
+void mixed_zeropool(benchmark::State& state) {
+    counting_upstream up;
+    zeropool::sharded_buffer_resource pool(zeropool::pool_config{}, &up);
+    std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
+    std::array<block, live_blocks> ring{};
+    const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
+    report_upstream(state, up, start);
+    release(r, ring);
+}
+
+void mixed_std_sync(benchmark::State& state) {
+    counting_upstream up;
+    std::pmr::synchronized_pool_resource pool(std_large_blocks(), &up);
+    std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
+    std::array<block, live_blocks> ring{};
+    const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
+    report_upstream(state, up, start);
+    release(r, ring);
+}
+
+void mixed_new_delete(benchmark::State& state) {
+    std::pmr::memory_resource& r = launder(std::pmr::new_delete_resource());
+    std::array<block, live_blocks> ring{};
+    run_ring(state, r, ring, &not_counted);
+    release(r, ring);
+}
+
+void mixed_boost_sync(benchmark::State& state) {
+    boost::container::pmr::synchronized_pool_resource pool(boost_large_blocks());
+    boost::container::pmr::memory_resource& r =
+        launder<boost::container::pmr::memory_resource>(&pool);
+    std::array<block, live_blocks> ring{};
+    run_ring(state, r, ring, &not_counted);
+    release(r, ring);
+}
+
+constexpr auto live_arg = static_cast<std::int64_t>(live_blocks);
+
+BENCHMARK(mixed_zeropool)->Name("mixed_sizes/zeropool")->Arg(live_arg);
+BENCHMARK(mixed_new_delete)->Name("mixed_sizes/new_delete")->Arg(live_arg);
+BENCHMARK(mixed_std_sync)->Name("mixed_sizes/std_sync_pool_large")->Arg(live_arg);
+BENCHMARK(mixed_boost_sync)->Name("mixed_sizes/boost_sync_pool_large")->Arg(live_arg);
+
+} // namespace
