@@ -340,18 +340,6 @@ void sharded_buffer_resource::unlock_after_fork(detail::pool_handle& handle, boo
 
 // ---- extensions -----------------------------------------------------------------
 
-buffer sharded_buffer_resource::get(std::size_t size) {
-    buffer b{default_init_allocator<std::byte>(this)};
-    b.resize(size); // default-initialising allocator: no byte is written
-    return b;
-}
-
-void sharded_buffer_resource::put(buffer&& buf) noexcept {
-    if (buf.capacity() == 0) return;
-    buffer released(std::move(buf)); // its destructor deallocates through its own resource
-    buf.clear();
-}
-
 void sharded_buffer_resource::preallocate(std::size_t count, std::size_t size) {
     const std::size_t s = detail::classified_size(size, 1);
     if (s < min_pooled_ || s > max_pooled_) return;
