@@ -54,6 +54,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "peers.hpp"
+
 #include <boost/container/pmr/memory_resource.hpp>
 #include <boost/container/pmr/pool_options.hpp>
 #include <boost/container/pmr/synchronized_pool_resource.hpp>
@@ -71,7 +73,9 @@
 
 namespace {
 
-constexpr std::size_t large_pool_block = std::size_t{256} << 20;
+using zeropool_perf::boost_large_blocks;
+using zeropool_perf::launder;
+using zeropool_perf::std_large_blocks;
 constexpr std::size_t live_blocks = 64;
 constexpr std::size_t size_count = std::size_t{1} << 16; // a power of two
 constexpr std::size_t page = 4096;
@@ -104,18 +108,6 @@ private:
     std::size_t peak_ = 0;
 };
 
-std::pmr::pool_options std_large_blocks() {
-    std::pmr::pool_options o;
-    o.largest_required_pool_block = large_pool_block;
-    return o;
-}
-
-boost::container::pmr::pool_options boost_large_blocks() {
-    boost::container::pmr::pool_options o;
-    o.largest_required_pool_block = large_pool_block;
-    return o;
-}
-
 /// The request sizes, log-uniform in [1 KiB, 1 MiB]. The mapping from the
 /// generator's bits to a size is written out (std::uniform_real_distribution
 /// differs between standard libraries), so the list is the same everywhere.
@@ -130,13 +122,6 @@ const std::vector<std::size_t>& request_sizes() {
         return v;
     }();
     return sizes;
-}
-
-/// Hides the dynamic type of `r` from the optimiser: every call stays virtual.
-template <class Base>
-Base& launder(Base* r) {
-    benchmark::DoNotOptimize(r);
-    return *r;
 }
 
 struct block {

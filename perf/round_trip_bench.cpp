@@ -12,6 +12,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "peers.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
@@ -19,37 +21,8 @@
 
 namespace {
 
-/// The floor for a cache hit: a single-threaded LIFO of same-size blocks.
-class ideal_free_list final : public std::pmr::memory_resource {
-public:
-    ~ideal_free_list() override {
-        for (void* p : free_) std::pmr::new_delete_resource()->deallocate(p, bytes_, align_);
-    }
-
-private:
-    void* do_allocate(std::size_t bytes, std::size_t align) override {
-        if (!free_.empty()) {
-            void* p = free_.back();
-            free_.pop_back();
-            return p;
-        }
-        bytes_ = bytes;
-        align_ = align;
-        return std::pmr::new_delete_resource()->allocate(bytes, align);
-    }
-    void do_deallocate(void* p, std::size_t, std::size_t) override { free_.push_back(p); }
-    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
-
-    std::vector<void*> free_;
-    std::size_t bytes_ = 0;
-    std::size_t align_ = 0;
-};
-
-std::pmr::pool_options large_blocks() {
-    std::pmr::pool_options o;
-    o.largest_required_pool_block = std::size_t{256} << 20;
-    return o;
-}
+using zeropool_perf::ideal_free_list;
+using zeropool_perf::std_large_blocks;
 
 template <class Make>
 void round_trip(benchmark::State& state, Make make, bool touch) {
@@ -103,10 +76,10 @@ auto make_ideal = [] { return std::make_unique<ideal_free_list>(); };
 auto make_new_delete = [] { return new_delete_ptr{}; };
 auto make_sync = [] { return std::make_unique<std::pmr::synchronized_pool_resource>(); };
 auto make_sync_large = [] {
-    return std::make_unique<std::pmr::synchronized_pool_resource>(large_blocks());
+    return std::make_unique<std::pmr::synchronized_pool_resource>(std_large_blocks());
 };
 auto make_unsync_large = [] {
-    return std::make_unique<std::pmr::unsynchronized_pool_resource>(large_blocks());
+    return std::make_unique<std::pmr::unsynchronized_pool_resource>(std_large_blocks());
 };
 
 ZEROPOOL_ROUND_TRIP(zeropool, make_zeropool);

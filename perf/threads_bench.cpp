@@ -40,6 +40,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "peers.hpp"
+
 #include <boost/container/pmr/memory_resource.hpp>
 #include <boost/container/pmr/pool_options.hpp>
 #include <boost/container/pmr/synchronized_pool_resource.hpp>
@@ -54,34 +56,11 @@
 
 namespace {
 
-constexpr std::size_t large_pool_block = std::size_t{256} << 20;
+using zeropool_perf::boost_large_blocks;
+using zeropool_perf::ideal_free_list;
+using zeropool_perf::launder;
+using zeropool_perf::std_large_blocks;
 constexpr std::size_t ops_per_iteration = 1024; // producer/consumer blocks per iteration
-
-/// The floor for a cache hit: a single-threaded LIFO of same-size blocks.
-class ideal_free_list final : public std::pmr::memory_resource {
-public:
-    ~ideal_free_list() override {
-        for (void* p : free_) std::pmr::new_delete_resource()->deallocate(p, bytes_, align_);
-    }
-
-private:
-    void* do_allocate(std::size_t bytes, std::size_t align) override {
-        if (!free_.empty()) {
-            void* p = free_.back();
-            free_.pop_back();
-            return p;
-        }
-        bytes_ = bytes;
-        align_ = align;
-        return std::pmr::new_delete_resource()->allocate(bytes, align);
-    }
-    void do_deallocate(void* p, std::size_t, std::size_t) override { free_.push_back(p); }
-    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
-
-    std::vector<void*> free_;
-    std::size_t bytes_ = 0;
-    std::size_t align_ = 0;
-};
 
 /// Forwards to new_delete_resource() and counts the allocate calls.
 class counting_upstream final : public std::pmr::memory_resource {
@@ -101,25 +80,6 @@ private:
 
     std::atomic<std::uint64_t> allocations_{0};
 };
-
-std::pmr::pool_options std_large_blocks() {
-    std::pmr::pool_options o;
-    o.largest_required_pool_block = large_pool_block;
-    return o;
-}
-
-boost::container::pmr::pool_options boost_large_blocks() {
-    boost::container::pmr::pool_options o;
-    o.largest_required_pool_block = large_pool_block;
-    return o;
-}
-
-/// Hides the dynamic type of `r` from the optimiser: every call stays virtual.
-template <class Base>
-Base& launder(Base* r) {
-    benchmark::DoNotOptimize(r);
-    return *r;
-}
 
 std::size_t bytes_of(const benchmark::State& state) {
     return static_cast<std::size_t>(state.range(0));
