@@ -34,28 +34,17 @@ using zeropool::pool_config;
 using zeropool::pool_stats;
 using zeropool::sharded_buffer_resource;
 using zeropool_test::all_poisoned;
-using zeropool_test::expect_balanced;
-using zeropool_test::failing_resource;
-using zeropool_test::injected_failure;
-using zeropool_test::poisoning_resource;
-using zeropool_test::recording_resource;
-
-using zeropool_test::class_alignment;
 using zeropool_test::class_bytes;
+using zeropool_test::expect_balanced;
+using zeropool_test::expect_same_stats;
+using zeropool_test::failing_resource;
 using zeropool_test::gib;
+using zeropool_test::injected_failure;
 using zeropool_test::kib;
 using zeropool_test::mib;
+using zeropool_test::poisoning_resource;
+using zeropool_test::recording_resource;
 using zeropool_test::upstream_bytes;
-
-
-void check_same_stats(const pool_stats& a, const pool_stats& b) {
-    BOOST_TEST(a.thread_cache_hits == b.thread_cache_hits);
-    BOOST_TEST(a.shard_hits == b.shard_hits);
-    BOOST_TEST(a.upstream_allocations == b.upstream_allocations);
-    BOOST_TEST(a.upstream_deallocations == b.upstream_deallocations);
-    BOOST_TEST(a.cached_bytes == b.cached_bytes);
-    BOOST_TEST(a.cached_buffers == b.cached_buffers);
-}
 
 /// Writes a position-dependent pattern (not constant, so shifted or partial
 /// copies are caught).
@@ -225,7 +214,7 @@ BOOST_AUTO_TEST_CASE(get_errors, *boost::unit_test::timeout(60)) {
         const pool_stats before = pool.stats();
         failing.fail_next(1);
         BOOST_CHECK_THROW(pool.get(mib), injected_failure);
-        check_same_stats(pool.stats(), before);
+        expect_same_stats(pool.stats(), before);
         buffer b = pool.get(mib); // works again
         BOOST_TEST(b.size() == mib);
         pool.put(std::move(b));
@@ -297,7 +286,7 @@ BOOST_AUTO_TEST_CASE(put_of_empty_or_moved_from_buffer_is_a_no_op, *boost::unit_
         buffer source = std::move(live);
         pool.put(std::move(live)); // moved-from
         BOOST_TEST(live.empty());
-        check_same_stats(pool.stats(), before);
+        expect_same_stats(pool.stats(), before);
         BOOST_TEST(upstream.allocate_calls() + upstream.deallocate_calls() == calls);
         pool.put(std::move(source));
         BOOST_TEST(pool.stats().cached_buffers == before.cached_buffers + 1);
@@ -331,13 +320,13 @@ BOOST_AUTO_TEST_CASE(put_of_foreign_buffer_releases_it_to_its_own_resource, *boo
         BOOST_TEST(foreign.empty());
         BOOST_TEST(other_upstream.outstanding_blocks() == 0u);
         BOOST_TEST(other_upstream.last_deallocate_size() == mib);
-        check_same_stats(pool.stats(), before);
+        expect_same_stats(pool.stats(), before);
 
         // A buffer of another pool: that pool gets the block back.
         buffer theirs = other_pool.get(mib);
         pool.put(std::move(theirs));
         BOOST_TEST(theirs.empty());
-        check_same_stats(pool.stats(), before);
+        expect_same_stats(pool.stats(), before);
         BOOST_TEST(other_pool.stats().cached_buffers == 1u);
         BOOST_TEST(upstream.allocate_calls() == calls + 1); // other_pool's one block only
         pool.put(std::move(keep));

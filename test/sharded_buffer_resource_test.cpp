@@ -27,29 +27,20 @@ namespace {
 using zeropool::pool_config;
 using zeropool::pool_stats;
 using zeropool::sharded_buffer_resource;
-using zeropool_test::expect_balanced;
-using zeropool_test::failing_resource;
-using zeropool_test::injected_failure;
-using zeropool_test::is_aligned;
-using zeropool_test::recording_resource;
-
 using zeropool_test::class_alignment;
 using zeropool_test::class_bytes;
+using zeropool_test::expect_balanced;
+using zeropool_test::expect_same_stats;
+using zeropool_test::failing_resource;
 using zeropool_test::gib;
+using zeropool_test::injected_failure;
+using zeropool_test::is_aligned;
 using zeropool_test::kib;
 using zeropool_test::mib;
+using zeropool_test::recording_resource;
 using zeropool_test::upstream_bytes;
-constexpr std::size_t size_max = std::numeric_limits<std::size_t>::max();
 
-/// BOOST_TESTs every field of two snapshots.
-void check_same_stats(const pool_stats& a, const pool_stats& b) {
-    BOOST_TEST(a.thread_cache_hits == b.thread_cache_hits);
-    BOOST_TEST(a.shard_hits == b.shard_hits);
-    BOOST_TEST(a.upstream_allocations == b.upstream_allocations);
-    BOOST_TEST(a.upstream_deallocations == b.upstream_deallocations);
-    BOOST_TEST(a.cached_bytes == b.cached_bytes);
-    BOOST_TEST(a.cached_buffers == b.cached_buffers);
-}
+constexpr std::size_t size_max = std::numeric_limits<std::size_t>::max();
 
 /// Allocates `n` blocks of `bytes` from `pool`.
 std::vector<void*> allocate_n(std::pmr::memory_resource& pool, std::size_t n, std::size_t bytes,
@@ -78,8 +69,8 @@ BOOST_AUTO_TEST_CASE(constructor_and_destructor_of_unused_pool_make_no_upstream_
         sharded_buffer_resource b(pool_config{}.with_min_buffer_size(1).with_num_shards(256).with_tls_cache_size(16),
                                   &upstream);
         BOOST_TEST(upstream.allocate_calls() == 0u);
-        check_same_stats(a.stats(), pool_stats{});
-        check_same_stats(b.stats(), pool_stats{});
+        expect_same_stats(a.stats(), pool_stats{});
+        expect_same_stats(b.stats(), pool_stats{});
         BOOST_TEST(a.upstream_resource() == &upstream);
     }
     BOOST_TEST(upstream.allocate_calls() == 0u);
@@ -566,7 +557,7 @@ BOOST_AUTO_TEST_CASE(huge_sizes_and_bad_alignments_throw_without_upstream, *boos
             }
         }
         BOOST_TEST(upstream.allocate_calls() == 0u);
-        check_same_stats(pool.stats(), pool_stats{});
+        expect_same_stats(pool.stats(), pool_stats{});
         // SIZE_MAX / 2 itself is not rejected up front: it reaches upstream
         // (which has no such memory and throws).
         BOOST_CHECK_THROW(static_cast<void>(pool.allocate(size_max / 2, 16)), std::bad_alloc);
@@ -597,7 +588,7 @@ BOOST_AUTO_TEST_CASE(failed_allocate_leaves_pool_and_stats_unchanged, *boost::un
             BOOST_TEST_CONTEXT("allocate(" << r.bytes << ", " << r.alignment << ")") {
                 failing.fail_next(1);
                 BOOST_CHECK_THROW(static_cast<void>(pool.allocate(r.bytes, r.alignment)), injected_failure);
-                check_same_stats(pool.stats(), before);
+                expect_same_stats(pool.stats(), before);
                 BOOST_TEST(upstream.outstanding_blocks() == outstanding);
             }
         }

@@ -9,6 +9,7 @@
 #endif
 
 #include <zeropool/detail/size_class.hpp>
+#include <zeropool/pool_stats.hpp>
 
 #include <cstddef>
 #include <mutex>
@@ -66,6 +67,18 @@ inline std::size_t upstream_bytes(std::size_t s) {
 /// The alignment upstream is asked for a block of the class of s.
 inline std::size_t class_alignment(std::size_t s) {
     return zeropool::detail::block_alignment(zeropool::detail::class_index(s));
+}
+
+/// BOOST_TESTs that two snapshots agree in every field (for example: a
+/// failed operation changed nothing).
+inline void expect_same_stats(const zeropool::pool_stats& a, const zeropool::pool_stats& b) {
+    BOOST_TEST(a.thread_cache_hits == b.thread_cache_hits);
+    BOOST_TEST(a.shard_hits == b.shard_hits);
+    BOOST_TEST(a.upstream_allocations == b.upstream_allocations);
+    BOOST_TEST(a.upstream_deallocations == b.upstream_deallocations);
+    BOOST_TEST(a.cached_bytes == b.cached_bytes);
+    BOOST_TEST(a.cached_buffers == b.cached_buffers);
+    BOOST_TEST(a.reserved_bytes == b.reserved_bytes);
 }
 
 /// Boost.Test assertions are not thread-safe: worker threads note failures
