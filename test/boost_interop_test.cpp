@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory_resource>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -220,51 +221,23 @@ BOOST_AUTO_TEST_CASE(target_and_is_equal, *boost::unit_test::timeout(60)) {
     expect_balanced(upstream);
 }
 
-BOOST_AUTO_TEST_CASE(zeropool_under_synchronized_pool_resource, *boost::unit_test::timeout(60)) {
-    recording_resource upstream;
-    {
-        sharded_buffer_resource pool(small_config(), &upstream);
-        boost_resource_adaptor adaptor(&pool);
-        {
-            bpmr::synchronized_pool_resource boost_pool(&adaptor);
-            BOOST_TEST(boost_pool.upstream_resource() == &adaptor);
-            fill_boost_pmr_containers(boost_pool);
-        }
-        BOOST_TEST(upstream.allocate_calls() > 0u);
-        BOOST_TEST(pool.stats().upstream_allocations > 0u);
-        // The large blocks came back to zeropool, which keeps some for reuse.
-        BOOST_TEST(pool.stats().cached_buffers > 0u);
-    }
-    expect_balanced(upstream);
-}
+// Boost's pool and monotonic resources over zeropool, through the adaptor,
+// with Boost pmr containers on top.
+using boost_resources_over_zeropool = std::tuple<bpmr::synchronized_pool_resource,
+                                                 bpmr::unsynchronized_pool_resource,
+                                                 bpmr::monotonic_buffer_resource>;
 
-BOOST_AUTO_TEST_CASE(zeropool_under_unsynchronized_pool_resource, *boost::unit_test::timeout(60)) {
+BOOST_TEST_DECORATOR(*boost::unit_test::timeout(60))
+BOOST_AUTO_TEST_CASE_TEMPLATE(zeropool_under_boost_resource, BoostResource,
+                              boost_resources_over_zeropool) {
     recording_resource upstream;
     {
         sharded_buffer_resource pool(small_config(), &upstream);
         boost_resource_adaptor adaptor(&pool);
         {
-            bpmr::unsynchronized_pool_resource boost_pool(&adaptor);
-            BOOST_TEST(boost_pool.upstream_resource() == &adaptor);
-            fill_boost_pmr_containers(boost_pool);
-        }
-        BOOST_TEST(upstream.allocate_calls() > 0u);
-        BOOST_TEST(pool.stats().upstream_allocations > 0u);
-        // The large blocks came back to zeropool, which keeps some for reuse.
-        BOOST_TEST(pool.stats().cached_buffers > 0u);
-    }
-    expect_balanced(upstream);
-}
-
-BOOST_AUTO_TEST_CASE(zeropool_under_monotonic_buffer_resource, *boost::unit_test::timeout(60)) {
-    recording_resource upstream;
-    {
-        sharded_buffer_resource pool(small_config(), &upstream);
-        boost_resource_adaptor adaptor(&pool);
-        {
-            bpmr::monotonic_buffer_resource arena(&adaptor);
-            BOOST_TEST(arena.upstream_resource() == &adaptor);
-            fill_boost_pmr_containers(arena);
+            BoostResource boost_resource(&adaptor);
+            BOOST_TEST(boost_resource.upstream_resource() == &adaptor);
+            fill_boost_pmr_containers(boost_resource);
         }
         BOOST_TEST(upstream.allocate_calls() > 0u);
         BOOST_TEST(pool.stats().upstream_allocations > 0u);
