@@ -5,8 +5,10 @@
 #include <zeropool/buffer.hpp>
 #include <zeropool/config.hpp>
 #include <zeropool/default_init_allocator.hpp>
+#include <zeropool/page_resource.hpp>
 #include <zeropool/pool_config.hpp>
 #include <zeropool/pool_stats.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
+#include <zeropool/size_split_resource.hpp>
 
 #endif // ZEROPOOL_ZEROPOOL_HPP
