@@ -12,6 +12,8 @@
 #include <zeropool/pool_stats.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -117,6 +119,58 @@ private:
     std::vector<std::string> messages_;
     std::size_t count_ = 0;
 };
+
+/// The value of the environment variable `name` as a positive integer, or
+/// `fallback` when it is unset, empty, not a number or not positive.
+inline long env_param(const char* name, long fallback) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return fallback;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    return (end != nullptr && *end == '\0' && n > 0) ? n : fallback;
+}
+
+/// The word of the content pattern at word index `i` of a block whose data
+/// starts at `p`, for a content generation `gen` (so a rewrite is seen).
+inline std::uint64_t pattern_word(const void* p, std::size_t i, std::uint64_t gen = 0) noexcept {
+    std::uint64_t x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) ^
+                      (gen * 0xD6E8FEB86659FD93ull) ^ (static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    return x ^ (x >> 32);
+}
+
+/// Word indices written by fill_pattern in a block of `bytes` (a multiple of
+/// 8 bytes is not needed; the tail is ignored): every word of the first and
+/// last 4 KiB, and one word in every 512 bytes between them, so every page is
+/// touched and any overlap of two live blocks is seen at a bounded cost.
+template <typename F>
+inline void for_pattern_words(std::size_t bytes, F&& f) {
+    const std::size_t words = bytes / sizeof(std::uint64_t);
+    constexpr std::size_t edge = 512;  // words: 4 KiB
+    constexpr std::size_t stride = 64; // words: 512 bytes
+    if (words <= 2 * edge) {
+        for (std::size_t i = 0; i < words; ++i) f(i);
+        return;
+    }
+    for (std::size_t i = 0; i < edge; ++i) f(i);
+    for (std::size_t i = edge; i < words - edge; i += stride) f(i);
+    for (std::size_t i = words - edge; i < words; ++i) f(i);
+}
+
+/// Writes the pattern of (p, gen) into the `bytes` at p (8-byte aligned p).
+inline void fill_pattern(void* p, std::size_t bytes, std::uint64_t gen = 0) noexcept {
+    auto* w = static_cast<std::uint64_t*>(p);
+    for_pattern_words(bytes, [&](std::size_t i) { w[i] = pattern_word(p, i, gen); });
+}
+
+/// True when the `bytes` at p still hold the pattern of (p, gen).
+inline bool check_pattern(const void* p, std::size_t bytes, std::uint64_t gen = 0) noexcept {
+    const auto* w = static_cast<const std::uint64_t*>(p);
+    bool ok = true;
+    for_pattern_words(bytes, [&](std::size_t i) { ok = ok && w[i] == pattern_word(p, i, gen); });
+    return ok;
+}
 
 } // namespace zeropool_test
 
