@@ -11,7 +11,8 @@
 namespace zeropool {
 
 /// A std::pmr::polymorphic_allocator<T> with two differences:
-///  - construct(p) with no arguments default-initialises (`::new (p) U`), so
+///  - construct(p) with no arguments default-initialises (placement new of U
+///    without an initialiser), so
 ///    `resize(n)` on a vector of trivial types leaves the bytes unwritten
 ///    (at -O0 the compiler still emits an empty loop over the elements);
 ///  - select_on_container_copy_construction() returns a copy of *this, so a
@@ -28,11 +29,13 @@ class default_init_allocator : public std::pmr::polymorphic_allocator<T> {
     struct is_pair<std::pair<A, B>> : std::true_type {};
 
 public:
+    /// The element type.
     using value_type = T;
 
     /// Rebinding keeps the default-initialising behaviour.
     template <class U>
     struct rebind {
+        /// The same allocator for elements of type U.
         using other = default_init_allocator<U>;
     };
 
@@ -45,13 +48,14 @@ public:
     template <class U>
     default_init_allocator(const default_init_allocator<U>& other) noexcept
         : base(other.resource()) {}
+    /// Copies: the copy uses the same resource.
     default_init_allocator(const default_init_allocator&) noexcept = default;
     default_init_allocator& operator=(const default_init_allocator&) = delete;
 
     /// Effects: for a U that uses an allocator (std::uses_allocator, or a
     /// std::pair), uses-allocator construction as polymorphic_allocator does,
-    /// so elements share the resource. Otherwise `::new (p) U`:
-    /// default-initialisation, which writes nothing for a trivial U.
+    /// so elements share the resource. Otherwise placement new of U without
+    /// an initialiser: default-initialisation, which writes nothing for a trivial U.
     template <class U>
     void construct(U* p) {
         if constexpr (std::uses_allocator_v<U, base> || is_pair<U>::value)

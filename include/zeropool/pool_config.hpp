@@ -29,13 +29,15 @@ struct pool_config {
     /// counted). Default: 1/8 of physical memory, at least 64 MiB.
     std::size_t max_cached_bytes = 0;
 
-    /// Fluent setters: each sets one field and returns *this.
+    /// Fluent setter: sets the field of the same name and returns *this.
+    ///@{
     pool_config& with_tls_cache_size(std::size_t v) noexcept { tls_cache_size = v; return *this; }
     pool_config& with_min_buffer_size(std::size_t v) noexcept { min_buffer_size = v; return *this; }
     pool_config& with_max_buffer_size(std::size_t v) noexcept { max_buffer_size = v; return *this; }
     pool_config& with_max_buffers_per_shard(std::size_t v) noexcept { max_buffers_per_shard = v; return *this; }
     pool_config& with_num_shards(std::size_t v) noexcept { num_shards = v; return *this; }
     pool_config& with_max_cached_bytes(std::size_t v) noexcept { max_cached_bytes = v; return *this; }
+    ///@}
 };
 
 /// Returns `config` with every 0 replaced by its default and every value
