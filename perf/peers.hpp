@@ -10,7 +10,15 @@
 
 #include <cstddef>
 #include <memory_resource>
+#include <new>
+#include <string>
 #include <vector>
+
+#include <dlfcn.h> // dlsym(RTLD_DEFAULT): which malloc this program runs on
+
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+#include <tbb/scalable_allocator.h>
+#endif
 
 namespace zeropool_perf {
 
@@ -61,6 +69,51 @@ private:
     std::size_t bytes_ = 0;
     std::size_t align_ = 0;
 };
+
+/// The malloc this program runs on, named after the library that replaced
+/// glibc's: "tcmalloc", "jemalloc" or "mimalloc" when the program is linked
+/// with one of them (perf/CMakeLists.txt builds such variants of the programs
+/// that have a malloc row), else "new_delete" (glibc malloc behind
+/// std::pmr::new_delete_resource()). The malloc rows of every program are
+/// named with it, so one JSON file says which malloc it measured.
+inline const std::string& malloc_name() {
+    static const std::string name = [] {
+        if (::dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr) return std::string("tcmalloc");
+        if (::dlsym(RTLD_DEFAULT, "mallocx") != nullptr) return std::string("jemalloc");
+        if (::dlsym(RTLD_DEFAULT, "mi_malloc") != nullptr) return std::string("mimalloc");
+        return std::string("new_delete");
+    }();
+    return name;
+}
+
+/// `prefix` followed by malloc_name(): the name of a malloc row.
+inline std::string malloc_row(const char* prefix) { return std::string(prefix) + malloc_name(); }
+
+/// True when the program runs on a malloc other than glibc's: only its malloc
+/// rows are of interest then (the script runs it with a filter on them).
+inline bool malloc_variant() { return malloc_name() != "new_delete"; }
+
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+/// TBB's scalable allocator (libtbbmalloc, which does not replace malloc)
+/// as a pmr resource: scalable_aligned_malloc / scalable_aligned_free.
+class tbb_scalable_resource final : public std::pmr::memory_resource {
+private:
+    void* do_allocate(std::size_t bytes, std::size_t align) override {
+        void* p = scalable_aligned_malloc(bytes == 0 ? 1 : bytes, align);
+        if (p == nullptr) throw std::bad_alloc();
+        return p;
+    }
+    void do_deallocate(void* p, std::size_t, std::size_t) override { scalable_aligned_free(p); }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+};
+
+/// One TBB resource for the whole program (it is stateless: every instance
+/// shares TBB's process-wide allocator).
+inline std::pmr::memory_resource* tbb_scalable() {
+    static tbb_scalable_resource r;
+    return &r;
+}
+#endif
 
 /// Hides the dynamic type of `r` from the optimiser, so that every call
 /// through the returned reference stays virtual (no devirtualisation).

@@ -98,6 +98,9 @@ std::pmr::memory_resource* shared_ideal() {
     return &r;
 }
 std::pmr::memory_resource* shared_new_delete() { return std::pmr::new_delete_resource(); }
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+std::pmr::memory_resource* shared_tbb() { return zeropool_perf::tbb_scalable(); }
+#endif
 std::pmr::memory_resource* shared_std_sync() {
     static std::pmr::synchronized_pool_resource r(std_large_blocks());
     return &r;
@@ -125,6 +128,9 @@ void threads_ideal(benchmark::State& s) { concurrent_round_trip(s, &shared_ideal
 void threads_new_delete(benchmark::State& s) { concurrent_round_trip(s, &shared_new_delete); }
 void threads_std_sync(benchmark::State& s) { concurrent_round_trip(s, &shared_std_sync); }
 void threads_boost_sync(benchmark::State& s) { concurrent_round_trip(s, &shared_boost_sync); }
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+void threads_tbb(benchmark::State& s) { concurrent_round_trip(s, &shared_tbb); }
+#endif
 
 // ---- (b) producer / consumer --------------------------------------------------
 
@@ -218,6 +224,12 @@ void pc_new_delete(benchmark::State& state) {
                                                  &not_counted);
 }
 
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+void pc_tbb(benchmark::State& state) {
+    producer_consumer<std::pmr::memory_resource>(state, zeropool_perf::tbb_scalable(), &not_counted);
+}
+#endif
+
 void pc_boost_sync(benchmark::State& state) {
     boost::container::pmr::synchronized_pool_resource pool(boost_large_blocks());
     producer_consumer<boost::container::pmr::memory_resource>(state, &pool, &not_counted);
@@ -235,13 +247,17 @@ void one_and_two_threads(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(threads_zeropool)->Name("threads/zeropool")->Apply(one_and_two_threads);
 BENCHMARK(threads_ideal)->Name("threads/ideal_free_list")->Apply(sizes)->UseRealTime()->Threads(1);
-BENCHMARK(threads_new_delete)->Name("threads/new_delete")->Apply(one_and_two_threads);
+BENCHMARK(threads_new_delete)->Name(zeropool_perf::malloc_row("threads/"))->Apply(one_and_two_threads);
 BENCHMARK(threads_std_sync)->Name("threads/std_sync_pool_large")->Apply(one_and_two_threads);
 BENCHMARK(threads_boost_sync)->Name("threads/boost_sync_pool_large")->Apply(one_and_two_threads);
 
 BENCHMARK(pc_zeropool)->Name("producer_consumer/zeropool")->Apply(sizes)->UseRealTime();
-BENCHMARK(pc_new_delete)->Name("producer_consumer/new_delete")->Apply(sizes)->UseRealTime();
+BENCHMARK(pc_new_delete)->Name(zeropool_perf::malloc_row("producer_consumer/"))->Apply(sizes)->UseRealTime();
 BENCHMARK(pc_std_sync)->Name("producer_consumer/std_sync_pool_large")->Apply(sizes)->UseRealTime();
 BENCHMARK(pc_boost_sync)->Name("producer_consumer/boost_sync_pool_large")->Apply(sizes)->UseRealTime();
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+BENCHMARK(threads_tbb)->Name("threads/tbb_scalable")->Apply(one_and_two_threads);
+BENCHMARK(pc_tbb)->Name("producer_consumer/tbb_scalable")->Apply(sizes)->UseRealTime();
+#endif
 
 } // namespace

@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""Tables and chart of zeropool's benchmarks, from Google Benchmark JSON.
+
+    python3 perf/report.py --results perf/results \
+        --markdown docs/benchmarks.md --svg docs/benchmarks.svg
+
+Reads perf/results/bench_*.json (written by perf/run_benchmarks.sh),
+machine.txt and file_read_demo.txt; writes the Markdown tables into the
+Markdown file between the marker comments below (the rest of the file is left
+as it is) and a bar chart as SVG. Every figure is the median of the
+repetitions. Standard library only (no matplotlib): the SVG is written by hand.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+BEGIN = "<!-- BEGIN GENERATED TABLES (perf/report.py) -->"
+END = "<!-- END GENERATED TABLES -->"
+
+SIZES = [4096, 65536, 1 << 20, 16 << 20, 256 << 20]
+
+# Display names of the resources, in table order.
+NAMES = [
+    ("zeropool", "zeropool"),
+    ("ideal_free_list", "ideal free list (floor)"),
+    ("new_delete", "glibc malloc (new_delete_resource)"),
+    ("tcmalloc", "tcmalloc"),
+    ("jemalloc", "jemalloc"),
+    ("mimalloc", "mimalloc"),
+    ("tbb_scalable", "TBB scalable_malloc"),
+    ("std_sync_pool", "std sync pool, default options"),
+    ("std_sync_pool_large", "std sync pool, large blocks"),
+    ("std_unsync_pool", "std unsync pool, default options"),
+    ("std_unsync_pool_large", "std unsync pool, large blocks"),
+    ("boost_sync_pool_large", "Boost sync pool (1.81: <= 4 KiB)"),
+]
+ORDER = {k: i for i, (k, _) in enumerate(NAMES)}
+DISPLAY = dict(NAMES)
+PEERS_EXCLUDED = {"zeropool", "ideal_free_list"}
+
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def size_label(b):
+    b = int(b)
+    if b >= 1 << 20:
+        return "%d MiB" % (b >> 20)
+    if b >= 1 << 10:
+        return "%d KiB" % (b >> 10)
+    return "%d B" % b
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "-"
+    if ns >= 1e6:
+        return "%.2f ms" % (ns / 1e6)
+    if ns >= 1e4:
+        return "%.1f us" % (ns / 1e3)
+    if ns >= 100:
+        return "%.0f ns" % ns
+    return "%.1f ns" % ns
+
+
+def fmt_ratio(r):
+    return "-" if r is None else "%.2fx" % r
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return None
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+class Results:
+    """run_name -> {"cpu": ns, "real": ns, counters...}, medians of repetitions."""
+
+    def __init__(self, directory):
+        self.rows = {}
+        runs = {}
+        for path in sorted(glob.glob(os.path.join(directory, "bench_*.json"))):
+            with open(path) as f:
+                data = json.load(f)
+            for b in data.get("benchmarks", []):
+                if b.get("run_type") != "iteration" or b.get("error_occurred"):
+                    continue
+                name = b.get("run_name", b["name"])
+                unit = UNIT_NS[b.get("time_unit", "ns")]
+                rec = {"cpu": b["cpu_time"] * unit, "real": b["real_time"] * unit}
+                for k, v in b.items():
+                    if k not in rec and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        rec[k] = float(v)
+                runs.setdefault(name, []).append(rec)
+        for name, recs in runs.items():
+            keys = set().union(*(r.keys() for r in recs))
+            self.rows[name] = {k: median([r[k] for r in recs if k in r]) for k in keys}
+            self.rows[name]["repetitions"] = len(recs)
+
+    def get(self, name, key="cpu"):
+        r = self.rows.get(name)
+        return None if r is None else r.get(key)
+
+    def resources(self, family):
+        found = set()
+        for name in self.rows:
+            parts = name.split("/")
+            if parts[0] == family and len(parts) > 1:
+                found.add(parts[1])
+        return sorted(found, key=lambda k: (ORDER.get(k, 99), k))
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def round_trip_section(res, family, title, targets):
+    resources = res.resources(family)
+    if not resources:
+        return ""
+    lines = ["### " + title, ""]
+    header = ["resource"] + [size_label(s) for s in SIZES]
+    rows = []
+    for r in resources:
+        cells = [DISPLAY.get(r, r)]
+        for s in SIZES:
+            t = res.get("%s/%s/%d" % (family, r, s))
+            ideal = res.get("%s/ideal_free_list/%d" % (family, s))
+            cell = fmt_ns(t)
+            if t is not None and ideal:
+                cell += " (%.1fx)" % (t / ideal)
+            cells.append(cell)
+        rows.append(cells)
+    lines.append(table(header, rows))
+    lines.append("")
+    lines.append("CPU time per allocate + deallocate, median of repetitions; in brackets, "
+                 "the ratio to the ideal free list of the same size.")
+    lines.append("")
+    if family == "round_trip":
+        # Target: zeropool <= 1.5x ideal, faster than every peer, at every size.
+        worst_ideal = None
+        slower_than = []
+        for s in SIZES:
+            z = res.get("round_trip/zeropool/%d" % s)
+            ideal = res.get("round_trip/ideal_free_list/%d" % s)
+            if z is None:
+                continue
+            if ideal:
+                worst_ideal = max(worst_ideal or 0, z / ideal)
+            for r in resources:
+                if r in PEERS_EXCLUDED:
+                    continue
+                t = res.get("round_trip/%s/%d" % (r, s))
+                if t is not None and t < z:
+                    slower_than.append("%s at %s (%s vs %s)" % (DISPLAY.get(r, r), size_label(s),
+                                                                fmt_ns(t), fmt_ns(z)))
+        targets.append(("1. cache-hit round trip <= 1.5x ideal free list",
+                        "worst size: %s" % fmt_ratio(worst_ideal),
+                        worst_ideal is not None and worst_ideal <= 1.5))
+        targets.append(("1. cache-hit round trip faster than every peer at every size",
+                        "slower than: " + ("; ".join(slower_than) if slower_than else "none"),
+                        not slower_than))
+    return "\n".join(lines)
+
+
+def buffer_api_section(res, targets):
+    if not res.resources("get_put"):
+        return ""
+    rows = []
+    worst = None
+    for s in SIZES:
+        raw = res.get("raw/zeropool/%d" % s)
+        gp = res.get("get_put/zeropool/%d" % s)
+        buf = res.get("buffer/zeropool/%d" % s)
+        ratio = gp / raw if raw and gp else None
+        if ratio is not None:
+            worst = max(worst or 0, ratio)
+        rows.append([size_label(s), fmt_ns(raw), fmt_ns(gp), fmt_ratio(ratio), fmt_ns(buf),
+                     fmt_ratio(buf / raw if raw and buf else None)])
+    targets.append(("3. get/put <= 1.2x the raw allocate/deallocate round trip",
+                    "worst size: %s" % fmt_ratio(worst), worst is not None and worst <= 1.2))
+    return "\n".join([
+        "### 3. get + put through the buffer API (zeropool)", "",
+        table(["size", "raw allocate + deallocate", "get + put", "get/put vs raw",
+               "zeropool::buffer(n) + destroy", "buffer vs raw"], rows), "",
+        "CPU time per round trip, median of repetitions.", ""])
+
+
+def threads_section(res, targets):
+    resources = res.resources("threads")
+    if not resources:
+        return ""
+    tsizes = [s for s in SIZES if s <= 16 << 20]
+    rows = []
+    best_zeropool = None
+    for r in resources:
+        cells = [DISPLAY.get(r, r)]
+        for s in tsizes:
+            one = res.get("threads/%s/%d/real_time/threads:1" % (r, s), "items_per_second")
+            two = res.get("threads/%s/%d/real_time/threads:2" % (r, s), "items_per_second")
+            if one and two:
+                scale = two / one
+                cells.append("%.0f -> %.0f M/s (%.2fx)" % (one / 1e6, two / 1e6, scale))
+                if r == "zeropool":
+                    best_zeropool = max(best_zeropool or 0, scale)
+            elif one:
+                cells.append("%.0f M/s (1 thread)" % (one / 1e6))
+            else:
+                cells.append("-")
+        rows.append(cells)
+    worst_zeropool = None
+    for s in tsizes:
+        one = res.get("threads/zeropool/%d/real_time/threads:1" % s, "items_per_second")
+        two = res.get("threads/zeropool/%d/real_time/threads:2" % s, "items_per_second")
+        if one and two:
+            worst_zeropool = min(worst_zeropool or 1e9, two / one)
+    targets.append(("4. two threads: aggregate throughput >= 1.8x one thread",
+                    "zeropool: worst size %s, best %s" % (fmt_ratio(worst_zeropool),
+                                                          fmt_ratio(best_zeropool)),
+                    worst_zeropool is not None and worst_zeropool >= 1.8))
+    return "\n".join([
+        "### 4. Two threads on one resource", "",
+        table(["resource"] + [size_label(s) for s in tsizes], rows), "",
+        "Aggregate round trips per second (wall clock), one thread -> two threads, and the "
+        "scaling in brackets (2.0 is perfect). On a 2-core machine shared with other work, "
+        "the second thread competes with it: see the load average above.", ""])
+
+
+def producer_consumer_section(res, targets):
+    resources = res.resources("producer_consumer")
+    if not resources:
+        return ""
+    tsizes = [s for s in SIZES if s <= 16 << 20]
+    rows = []
+    lost = []
+    for r in resources:
+        cells = [DISPLAY.get(r, r)]
+        for s in tsizes:
+            name = "producer_consumer/%s/%d/real_time" % (r, s)
+            per_op = res.get(name, "per_op")
+            ups = res.get(name, "upstream_allocs")
+            cell = fmt_ns(per_op * 1e9 if per_op is not None else None)
+            if ups is not None:
+                cell += " (%d upstream)" % ups
+            cells.append(cell)
+        rows.append(cells)
+    for s in tsizes:
+        z = res.get("producer_consumer/zeropool/%d/real_time" % s, "per_op")
+        for r in resources:
+            if r in PEERS_EXCLUDED:
+                continue
+            t = res.get("producer_consumer/%s/%d/real_time" % (r, s), "per_op")
+            if z is not None and t is not None and t < z:
+                lost.append("%s at %s" % (DISPLAY.get(r, r), size_label(s)))
+    targets.append(("5. producer/consumer faster than every peer",
+                    "slower than: " + ("; ".join(lost) if lost else "none"), not lost))
+    return "\n".join([
+        "### 5. Producer/consumer (one thread allocates, another frees)", "",
+        table(["resource"] + [size_label(s) for s in tsizes], rows), "",
+        "Wall-clock time per block handed over, median of repetitions. In brackets, for the "
+        "resources that report it, the upstream allocations since the resource was built "
+        "(warm-up included): bounded by the pool's capacity, it does not grow with the "
+        "number of operations.", ""])
+
+
+def mixed_section(res, targets):
+    resources = res.resources("mixed_sizes")
+    if not resources:
+        return ""
+    rows = []
+    times = {}
+    for r in resources:
+        name = "mixed_sizes/%s/64" % r
+        t = res.get(name)
+        times[r] = t
+    peers = [t for r, t in times.items() if r not in PEERS_EXCLUDED and t is not None]
+    best = min(peers) if peers else None
+    for r in resources:
+        name = "mixed_sizes/%s/64" % r
+        t = times[r]
+
+        def c(key, f="%.2f"):
+            v = res.get(name, key)
+            return "-" if v is None else f % v
+        rows.append([DISPLAY.get(r, r), fmt_ns(t), fmt_ratio(t / best if t and best else None),
+                     c("faults_per_op", "%.3f"), c("upstream_allocs_per_op", "%.4f"),
+                     c("upstream_peak_per_live"), c("rss_peak_per_live")])
+    z = times.get("zeropool")
+    z_ratio = z / best if z and best else None
+    targets.append(("6. mixed sizes within 1.2x of the best peer's time",
+                    "zeropool %s, best peer %s: %s" % (fmt_ns(z), fmt_ns(best), fmt_ratio(z_ratio)),
+                    z_ratio is not None and z_ratio <= 1.2))
+    rss = res.get("mixed_sizes/zeropool/64", "rss_peak_per_live")
+    targets.append(("8. mixed sizes: peak RSS <= 1.3x the live bytes",
+                    "zeropool %s" % ("-" if rss is None else "%.2fx" % rss),
+                    rss is not None and rss <= 1.3))
+    out = ["### 6 and 8. Mixed sizes 1 KiB..1 MiB, 64 blocks live: time and memory", "",
+           table(["resource", "CPU per step", "vs best peer", "page faults per step",
+                  "upstream allocs per step", "upstream peak / live", "peak RSS / live"], rows),
+           "",
+           "Each row ran in a process of its own. A step frees the oldest of 64 live blocks and "
+           "allocates a new one (log-uniform size, fixed seed), writing one byte per page. "
+           "Peak RSS / live: (VmHWM - RSS before the row) over the most bytes live at once; "
+           "upstream peak / live: the most bytes held from the upstream resource over the same "
+           "(zeropool and the std pool only).", ""]
+    budget = sorted((n for n in res.rows if n.startswith("mixed_sizes_budget/zeropool/")),
+                    key=lambda n: int(re.search(r"max_cached_mib:(\d+)", n).group(1)))
+    if budget:
+        brows = []
+        for n in budget:
+            mib = re.search(r"max_cached_mib:(\d+)", n).group(1)
+            brows.append(["%s MiB" % mib, fmt_ns(res.get(n)),
+                          fmt_ratio(res.get(n) / best if best and res.get(n) else None),
+                          "%.3f" % (res.get(n, "faults_per_op") or 0),
+                          "%.4f" % (res.get(n, "upstream_allocs_per_op") or 0),
+                          "%.2f" % (res.get(n, "upstream_peak_per_live") or 0),
+                          "%.2f" % (res.get(n, "rss_peak_per_live") or 0)])
+        out += ["Trading idle memory for hits: zeropool with `max_cached_bytes` capped.", "",
+                table(["max_cached_bytes", "CPU per step", "vs best peer", "page faults per step",
+                       "upstream allocs per step", "upstream peak / live", "peak RSS / live"],
+                      brows), ""]
+    return "\n".join(out)
+
+
+def file_read_section(results_dir, targets):
+    path = os.path.join(results_dir, "file_read_demo.txt")
+    if not os.path.exists(path):
+        return ""
+    rows = []
+    head = []
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x\s*$", line.rstrip("\n"))
+            if m and not line.startswith("target"):
+                rows.append([m.group(1).strip(), m.group(2), m.group(3), m.group(4) + "x"])
+            elif line.startswith("zeropool file_read_demo") or line.startswith("transparent"):
+                head.append(line.strip())
+    zp = [r for r in rows if r[0].lower().startswith("zeropool")]
+    z_ratio = float(zp[0][3][:-1]) if zp else None
+    targets.append(("7. file read <= 1.05x the reused-buffer floor",
+                    "zeropool %s" % fmt_ratio(z_ratio), z_ratio is not None and z_ratio <= 1.05))
+    return "\n".join(["### 7. File read (the demo): " + (head[0] if head else ""), "",
+                      table(["target", "median ms", "min ms", "x floor"], rows), ""])
+
+
+def machine_section(results_dir):
+    path = os.path.join(results_dir, "machine.txt")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        lines = [l.rstrip() for l in f if l.strip()]
+    return "\n".join(["### Machine and run", "", "```"] + lines + ["```", ""])
+
+
+# ---- SVG -----------------------------------------------------------------------
+
+PALETTE = ["#1b9e77", "#666666", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+           "#a6761d", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6"]
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def bar_panel(x0, y0, w, h, title, groups, series, values, log=True, unit="ns"):
+    """Grouped bars: values[(group, series)] -> number; log scale on y."""
+    out = []
+    vals = [v for v in values.values() if v and v > 0]
+    if not vals:
+        return out
+    lo = 10 ** math.floor(math.log10(min(vals)))
+    hi = 10 ** math.ceil(math.log10(max(vals)))
+    if hi <= lo:
+        hi = lo * 10
+    left, bottom, top = 60, 40, 30
+    pw, ph = w - left - 10, h - bottom - top
+
+    def y_of(v):
+        return y0 + top + ph - ph * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    out.append('<text x="%d" y="%d" font-size="14" font-weight="bold">%s</text>'
+               % (x0 + 10, y0 + 18, esc(title)))
+    d = lo
+    while d <= hi * 1.0001:
+        y = y_of(d)
+        out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>' % (x0 + left, y, x0 + left + pw, y))
+        out.append('<text x="%d" y="%.1f" font-size="10" text-anchor="end">%s</text>'
+                   % (x0 + left - 4, y + 3, esc(fmt_ns(d) if unit == "ns" else "%g" % d)))
+        d *= 10
+    gw = pw / max(len(groups), 1)
+    bw = gw * 0.85 / max(len(series), 1)
+    for gi, g in enumerate(groups):
+        gx = x0 + left + gi * gw + gw * 0.075
+        for si, s in enumerate(series):
+            v = values.get((g, s))
+            if not v or v <= 0:
+                continue
+            y = y_of(v)
+            out.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %s</title></rect>'
+                       % (gx + si * bw, y, max(bw - 1, 1), y0 + top + ph - y,
+                          PALETTE[si % len(PALETTE)], esc(DISPLAY.get(s, s)), esc(str(g)), esc(fmt_ns(v))))
+        out.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>'
+                   % (gx + gw * 0.425, y0 + top + ph + 15, esc(str(g))))
+    out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#000"/>'
+               % (x0 + left, y0 + top + ph, x0 + left + pw, y0 + top + ph))
+    return out
+
+
+def legend(x0, y0, series):
+    out = []
+    for i, s in enumerate(series):
+        y = y0 + i * 16
+        out.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>' % (x0, y, PALETTE[i % len(PALETTE)]))
+        out.append('<text x="%d" y="%d" font-size="11">%s</text>' % (x0 + 16, y + 10, esc(DISPLAY.get(s, s))))
+    return out
+
+
+def write_svg(res, path):
+    series = [k for k, _ in NAMES if res.get("round_trip/%s/4096" % k) is not None]
+    values = {}
+    for s in SIZES:
+        for r in series:
+            v = res.get("round_trip/%s/%d" % (r, s))
+            if v is not None:
+                values[(size_label(s), r)] = v
+    mixed = [k for k, _ in NAMES if res.get("mixed_sizes/%s/64" % k) is not None]
+    mvalues = {("CPU per step", r): res.get("mixed_sizes/%s/64" % r) for r in mixed}
+    W, H = 1100, 720
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif">' % (W, H),
+             '<rect width="100%" height="100%" fill="white"/>']
+    parts += bar_panel(0, 0, 820, 360, "1. Round trip allocate + deallocate, CPU time (log scale)",
+                       [size_label(s) for s in SIZES], series, values)
+    parts += legend(840, 40, series)
+    parts += bar_panel(0, 370, 820, 340, "6. Mixed sizes 1 KiB..1 MiB, 64 live: CPU per step (log scale)",
+                       ["CPU per step"], [s for s in series if s in mixed] + [s for s in mixed if s not in series],
+                       mvalues)
+    parts.append('<text x="%d" y="%d" font-size="10" fill="#555">generated by perf/report.py from perf/results/*.json; medians of repetitions</text>'
+                 % (10, H - 6))
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--markdown", required=True)
+    ap.add_argument("--svg", required=True)
+    args = ap.parse_args()
+
+    res = Results(args.results)
+    if not res.rows:
+        sys.exit("report.py: no bench_*.json in %s" % args.results)
+    targets = []
+    sections = [machine_section(args.results),
+                round_trip_section(res, "round_trip", "1. Round trip, bytes untouched", targets),
+                round_trip_section(res, "round_trip_touch",
+                                   "2. Round trip, one byte written per 4 KiB page", targets),
+                buffer_api_section(res, targets),
+                threads_section(res, targets),
+                producer_consumer_section(res, targets),
+                mixed_section(res, targets),
+                file_read_section(args.results, targets)]
+    summary = ["### Targets", "",
+               table(["target", "measured", "met"],
+                     [[t, m, "yes" if ok else "**no**"] for t, m, ok in targets]), ""]
+    generated = "\n".join([BEGIN, ""] + summary + [s for s in sections if s] + [END])
+
+    text = ""
+    if os.path.exists(args.markdown):
+        with open(args.markdown) as f:
+            text = f.read()
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + generated + text[text.index(END) + len(END):]
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text else "# Benchmarks\n\n") + generated + "\n"
+    with open(args.markdown, "w") as f:
+        f.write(text)
+    write_svg(res, args.svg)
+    print("report.py: wrote %s and %s (%d benchmark rows)" % (args.markdown, args.svg, len(res.rows)))
+
+
+if __name__ == "__main__":
+    main()

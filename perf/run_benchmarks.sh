@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Reruns every zeropool benchmark and regenerates the published figures:
+#
+#   bash perf/run_benchmarks.sh
+#
+# 1. builds perf/ in Release into build/perf (CMake; the optional peers are
+#    used when their Debian packages are installed: libtbb-dev,
+#    libgoogle-perftools-dev, libjemalloc-dev, libmimalloc-dev);
+# 2. runs every benchmark program with repetitions, JSON into perf/results/:
+#    the malloc variants (<program>_tcmalloc, ...) with a filter on their
+#    malloc rows, and the mixed-sizes rows each in a process of its own (their
+#    peak RSS and malloc's state would otherwise carry over between rows);
+# 3. runs the file-read demo (workload 7), its table into perf/results/;
+# 4. perf/report.py writes the tables into docs/benchmarks.md (between its
+#    marker comments) and the chart docs/benchmarks.svg.
+#
+# Environment (defaults in brackets):
+#   ZEROPOOL_PERF_REPS      repetitions per benchmark [5]; medians are reported
+#   ZEROPOOL_PERF_MIN_TIME  --benchmark_min_time per repetition, seconds [0.1]
+#   ZEROPOOL_PERF_JOBS      build parallelism [number of CPUs]
+#   ZEROPOOL_PERF_DEMO_MIB  file size of the demo, MiB [512]
+#   ZEROPOOL_PERF_SKIP_RUN  1: only regenerate the tables and chart from the
+#                           JSON already in perf/results/
+set -euo pipefail
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "${script_dir}/.." && pwd)"
+build_dir="${repo_root}/build/perf"
+results="${repo_root}/perf/results"
+reps="${ZEROPOOL_PERF_REPS:-5}"
+min_time="${ZEROPOOL_PERF_MIN_TIME:-0.1}"
+jobs="${ZEROPOOL_PERF_JOBS:-$(nproc 2> /dev/null || echo 1)}"
+demo_mib="${ZEROPOOL_PERF_DEMO_MIB:-512}"
+
+if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
+    # ---- 1. build ------------------------------------------------------------
+    cmake -S "${repo_root}" -B "${build_dir}" \
+        -DCMAKE_BUILD_TYPE=Release \
+        -DZEROPOOL_BUILD_PERF=ON \
+        -DZEROPOOL_BUILD_TESTS=OFF
+    cmake --build "${build_dir}" --parallel "${jobs}"
+    bin="${build_dir}/perf"
+
+    mkdir -p "${results}"
+    rm -f "${results}"/bench_*.json "${results}"/machine.txt "${results}"/file_read_demo.txt
+
+    # ---- the machine, and how loaded it is -------------------------------------
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "kernel: $(uname -sr)"
+        lscpu | grep -E '^(Architecture|CPU\(s\)|Model name|Thread\(s\) per core|Core\(s\) per socket|L2 cache|L3 cache|Hypervisor vendor)' || true
+        echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+        echo "transparent_hugepage: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2> /dev/null || echo unknown)"
+        echo "compiler: $(${CXX:-c++} --version | head -n 1)"
+        echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } > "${results}/machine.txt"
+
+    # run NAME PROGRAM [benchmark args...]: one JSON file per run.
+    run() {
+        local out="${results}/bench_$1.json"
+        shift
+        echo "== $(basename "$1") ${*:2}" >&2
+        "$@" --benchmark_repetitions="${reps}" --benchmark_min_time="${min_time}" \
+            --benchmark_out="${out}" --benchmark_out_format=json > /dev/null
+    }
+
+    # ---- 2. Google Benchmark programs ------------------------------------------
+    run round_trip "${bin}/round_trip_bench"
+    run buffer_api "${bin}/buffer_api_bench"
+    run threads "${bin}/threads_bench"
+    # Mixed sizes: one process per row.
+    while read -r row; do
+        [[ -n "${row}" ]] || continue
+        safe="$(echo "${row}" | tr '/:' '__')"
+        run "mixed_${safe}" "${bin}/mixed_sizes_bench" --benchmark_filter="^${row}\$"
+    done < <("${bin}/mixed_sizes_bench" --benchmark_list_tests)
+    # The mallocs that replace glibc's: their malloc rows only.
+    for m in tcmalloc jemalloc mimalloc; do
+        [[ -x "${bin}/round_trip_bench_${m}" ]] || { echo "skipping ${m}: not built" >&2; continue; }
+        run "round_trip_${m}" "${bin}/round_trip_bench_${m}" --benchmark_filter="/${m}/"
+        run "threads_${m}" "${bin}/threads_bench_${m}" --benchmark_filter="/${m}/"
+        run "mixed_mixed_sizes_${m}" "${bin}/mixed_sizes_bench_${m}" --benchmark_filter="/${m}/"
+    done
+
+    # ---- 3. the file-read demo (workload 7) ------------------------------------
+    echo "== file_read_demo --size-mib ${demo_mib}" >&2
+    "${bin}/file_read_demo" --size-mib "${demo_mib}" --reads 7 > "${results}/file_read_demo.txt"
+
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "${results}/machine.txt"
+fi
+
+# ---- 4. tables and chart -----------------------------------------------------
+python3 "${script_dir}/report.py" --results "${results}" \
+    --markdown "${repo_root}/docs/benchmarks.md" --svg "${repo_root}/docs/benchmarks.svg"
