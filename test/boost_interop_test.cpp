@@ -242,7 +242,19 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(zeropool_under_boost_resource, BoostResource,
         BOOST_TEST(upstream.allocate_calls() > 0u);
         BOOST_TEST(pool.stats().upstream_allocations > 0u);
         // The large blocks came back to zeropool, which keeps some for reuse.
-        BOOST_TEST(pool.stats().cached_buffers > 0u);
+        const zeropool::pool_stats first = pool.stats();
+        BOOST_TEST(first.cached_buffers > 0u);
+        BOOST_TEST(upstream.outstanding_blocks() == first.cached_buffers);
+
+        // A fresh Boost resource doing the same work takes its chunks from
+        // zeropool's idle blocks rather than from upstream.
+        {
+            BoostResource boost_resource(&adaptor);
+            fill_boost_pmr_containers(boost_resource);
+        }
+        const zeropool::pool_stats second = pool.stats();
+        BOOST_TEST(second.thread_cache_hits + second.shard_hits > first.thread_cache_hits + first.shard_hits);
+        BOOST_TEST(second.upstream_allocations == upstream.allocate_calls());
     }
     expect_balanced(upstream);
 }

@@ -240,10 +240,12 @@ BOOST_AUTO_TEST_CASE(monotonic_release_returns_chunks_to_the_pool, *boost::unit_
         sharded_buffer_resource pool(small_config(), &upstream);
         std::pmr::monotonic_buffer_resource arena(64 * kib, &pool);
         for (int round = 0; round < 5; ++round) {
-            std::pmr::vector<std::pmr::string> words(&arena);
-            for (int i = 0; i < 2000; ++i) words.emplace_back(text(i, 64));
-            BOOST_TEST(words[1999] == text(1999, 64));
-            BOOST_TEST(words[0].get_allocator().resource() == &arena);
+            {
+                std::pmr::vector<std::pmr::string> words(&arena);
+                for (int i = 0; i < 2000; ++i) words.emplace_back(text(i, 64));
+                BOOST_TEST(words[1999] == text(1999, 64));
+                BOOST_TEST(words[0].get_allocator().resource() == &arena);
+            } // the words are gone before their memory is released
             arena.release();
             // Nothing of the arena is out any more: every block upstream still
             // holds is an idle block of the pool.
