@@ -49,7 +49,7 @@ constexpr bool allocator_fork_safe = true;
 #endif
 
 /// Forks per test case.
-constexpr int forks = 20;
+constexpr int forks = 50;
 /// A child still running after this long is deadlocked.
 constexpr auto child_time_limit = std::chrono::seconds(10);
 
@@ -365,11 +365,11 @@ void run_fork_test(std::size_t tls_cache_size, bool from_worker_thread, int coun
 
 BOOST_AUTO_TEST_SUITE(fork_suite)
 
-BOOST_AUTO_TEST_CASE(fork_while_threads_use_the_pool, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(fork_while_threads_use_the_pool, *boost::unit_test::timeout(300)) {
     run_fork_test(4, false, forks);
 }
 
-BOOST_AUTO_TEST_CASE(fork_from_a_worker_thread, *boost::unit_test::timeout(120)) {
+BOOST_AUTO_TEST_CASE(fork_from_a_worker_thread, *boost::unit_test::timeout(300)) {
     run_fork_test(2, true, sanitized ? forks / 2 : forks);
 }
 

@@ -9,7 +9,7 @@
 //
 // Parameters (environment variables; the defaults are the short CI run):
 //   ZEROPOOL_HANDOFF_THREADS  threads (default 4)
-//   ZEROPOOL_HANDOFF_OPS      operations per thread (default 8000, 2000 under
+//   ZEROPOOL_HANDOFF_OPS      operations per thread (default 8000, 1500 under
 //                             sanitizers); a long run: ZEROPOOL_HANDOFF_OPS=1000000
 #include <zeropool/sharded_buffer_resource.hpp>
 
@@ -97,7 +97,7 @@ struct harness {
 
     std::size_t pick_size(std::mt19937_64& rng) const {
         static constexpr std::size_t sizes[] = {kib, 3 * kib, 4 * kib, 12 * kib, 64 * kib, 100 * kib,
-                                                256 * kib, mib, 2 * mib + 8};
+                                                256 * kib, 512 * kib + 8, mib};
         const std::size_t base = sizes[rng() % (sizeof sizes / sizeof sizes[0])];
         return (base + (rng() % 64) * 8) & ~std::size_t{7};
     }
@@ -211,7 +211,7 @@ struct harness {
 
 void run_handoff(const zp::pool_config& config, const char* name) {
     const int threads = static_cast<int>(env_param("ZEROPOOL_HANDOFF_THREADS", 4));
-    const int ops = static_cast<int>(env_param("ZEROPOOL_HANDOFF_OPS", scaled(8000, 2000)));
+    const int ops = static_cast<int>(env_param("ZEROPOOL_HANDOFF_OPS", scaled(8000, 1500)));
     recording_resource up;
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t allocations = 0;

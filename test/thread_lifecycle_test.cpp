@@ -28,6 +28,14 @@
 #include <utility>
 #include <vector>
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 
 namespace {
 
@@ -261,6 +269,59 @@ BOOST_AUTO_TEST_CASE(short_lived_threads_reuse_each_others_blocks,
     BOOST_TEST(up.outstanding_blocks() == 4u);
 }
 
+// Thousands of threads, a few alive at a time, each using the pool briefly:
+// every exit hands the thread's cache to the shards, so the blocks circulate
+// between generations of threads and upstream sees only the peak.
+BOOST_AUTO_TEST_CASE(thousands_of_short_lived_threads, *boost::unit_test::timeout(120)) {
+    const int total = scaled(4000, 1000);
+    constexpr int alive = 8;  // threads alive at once
+    constexpr std::size_t per_thread = 3;
+    const std::size_t sizes[per_thread] = {4 * kib, block, 256 * kib};
+    recording_resource up;
+    failure_log log;
+    {
+        // Shards large enough that no idle block is ever sent back upstream.
+        zp::sharded_buffer_resource pool(
+            zp::pool_config{}.with_tls_cache_size(4).with_max_buffers_per_shard(256), &up);
+        std::atomic<int> ran{0};
+        for (int started = 0; started < total; started += alive) {
+            std::vector<std::thread> batch;
+            for (int t = 0; t < alive && started + t < total; ++t) {
+                batch.emplace_back([&, t] {
+                    void* held[per_thread];
+                    for (std::size_t i = 0; i < per_thread; ++i) {
+                        held[i] = pool.allocate(sizes[i]);
+                        stamp(held[i], sizes[i]);
+                    }
+                    if (t % 2 == 0) { // half of them also use get/put
+                        zp::buffer b = pool.get(block);
+                        log.check(b.size() == block, "get() returned the wrong size");
+                        pool.put(std::move(b));
+                    }
+                    for (std::size_t i = 0; i < per_thread; ++i) {
+                        log.check(stamped(held[i], sizes[i]), "block overwritten while owned");
+                        pool.deallocate(held[i], sizes[i]);
+                    }
+                    ran.fetch_add(1);
+                });
+            }
+            for (std::thread& th : batch) th.join();
+        }
+        log.report();
+        BOOST_TEST(ran.load() == total);
+        const zp::pool_stats st = pool.stats();
+        // At most `alive` threads hold at most per_thread blocks of each class
+        // at once (get() takes a block of block's class): the exited threads'
+        // blocks are reused, so upstream sees no more than that peak.
+        BOOST_TEST(st.upstream_allocations <= static_cast<std::uint64_t>(alive) * (per_thread + 1));
+        BOOST_TEST(st.upstream_deallocations == 0u);
+        BOOST_TEST(st.cached_buffers == up.outstanding_blocks());
+        BOOST_TEST(st.thread_cache_hits + st.shard_hits + st.upstream_allocations ==
+                   static_cast<std::uint64_t>(total) * per_thread + static_cast<std::uint64_t>((total + 1) / 2));
+    }
+    expect_balanced(up);
+}
+
 // ---- calls after the thread's teardown ------------------------------------------------
 
 namespace {
@@ -403,7 +464,7 @@ BOOST_AUTO_TEST_CASE(first_use_inside_a_thread_local_destructor,
 
 BOOST_AUTO_TEST_CASE(pool_destroyed_while_threads_hold_cached_blocks,
                      *boost::unit_test::timeout(60)) {
-    constexpr int threads = 4;
+    constexpr int threads = 8;
     const std::size_t sizes[4] = {4 * kib, 16 * kib, block, 512 * kib};
     recording_resource old_up;
     recording_resource new_up;
@@ -560,6 +621,117 @@ BOOST_AUTO_TEST_CASE(thread_local_pools_in_both_destruction_orders, *boost::unit
         BOOST_TEST(st.upstream_deallocations == 0u);
     }
     expect_balanced(other_up);
+}
+
+// ---- a detached thread still holding blocks when main returns -----------------------
+
+namespace {
+
+/// Runs `body` in a forked child (the test process is single-threaded here)
+/// and returns its exit code, or -(signal) if it was killed, or -1000 when it
+/// was still running after 20 s (then it is killed).
+template <typename F>
+int exit_code_of_child(F body) {
+    std::fflush(nullptr); // the child must not print the parent's buffered output again
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        body(); // calls std::exit, as returning from main does
+        ::_exit(90);
+    }
+    if (pid < 0) return -2000;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r == -1 && errno != EINTR) return -3000;
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
+            }
+            return -1000;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : -4000;
+}
+
+// Exit codes of the children below.
+constexpr int child_ok = 0;
+constexpr int child_unbalanced = 11;  // upstream books wrong after the pool's destructor
+constexpr int child_bad_block = 12;   // a block was unusable
+
+/// Objects with static storage duration in the child, destroyed by exit() in
+/// the reverse order of their construction: checker (first built, last
+/// destroyed), upstream, pool.
+struct exit_checker {
+    recording_resource* up = nullptr;
+    std::size_t expected_outstanding = 0;
+    ~exit_checker() {
+        if (up == nullptr) return;
+        // Runs after the pool's destructor: only the blocks the detached
+        // thread still holds may be outstanding, and no call may have been bad.
+        const bool ok = up->outstanding_blocks() == expected_outstanding && up->violations().empty();
+        std::fflush(nullptr);
+        ::_exit(ok ? child_ok : child_unbalanced); // skip the rest (the leak check sees held blocks)
+    }
+};
+
+} // namespace
+
+// The pool (a static) is destroyed by exit() while a detached thread, blocked,
+// still holds two blocks and caches two more: the destructor takes the cached
+// ones back from that thread's cache and returns them upstream.
+BOOST_AUTO_TEST_CASE(detached_thread_holds_blocks_when_main_returns, *boost::unit_test::timeout(60)) {
+    const int code = exit_code_of_child([] {
+        static exit_checker checker;
+        static recording_resource up;
+        static zp::sharded_buffer_resource pool(zp::pool_config{}.with_tls_cache_size(4), &up);
+        checker.up = &up;
+        checker.expected_outstanding = 2;
+        static std::atomic<int> ready{0};
+        std::thread([] {
+            void* held[4];
+            const std::size_t sizes[4] = {4 * kib, block, 16 * kib, 256 * kib};
+            for (std::size_t i = 0; i < 4; ++i) {
+                held[i] = pool.allocate(sizes[i]);
+                stamp(held[i], sizes[i]);
+            }
+            for (std::size_t i = 2; i < 4; ++i) pool.deallocate(held[i], sizes[i]); // cached
+            if (!stamped(held[0], sizes[0]) || !stamped(held[1], sizes[1])) ::_exit(child_bad_block);
+            ready.store(1);
+            for (;;) std::this_thread::sleep_for(std::chrono::seconds(1)); // never returns
+        }).detach();
+        while (ready.load() == 0) std::this_thread::yield();
+        if (pool.stats().cached_buffers != 2u) ::_exit(child_unbalanced);
+        std::exit(0); // as returning from main
+    });
+    BOOST_TEST(code == child_ok, "child exit code " << code);
+}
+
+// A detached thread keeps using a pool that is never destroyed while main
+// returns: the library's process-wide state must stay usable during exit.
+BOOST_AUTO_TEST_CASE(detached_thread_uses_a_pool_while_main_returns, *boost::unit_test::timeout(60)) {
+    const int code = exit_code_of_child([] {
+        auto* up = new recording_resource();                                 // never freed
+        auto* pool = new zp::sharded_buffer_resource(zp::pool_config{}, up); // never destroyed
+        static std::atomic<int> rounds{0};
+        std::thread([pool] {
+            for (;;) {
+                void* p = pool->allocate(block);
+                stamp(p, block);
+                zp::buffer b = pool->get(16 * kib);
+                if (!stamped(p, block) || b.size() != 16 * kib) ::_exit(child_bad_block);
+                pool->put(std::move(b));
+                pool->deallocate(p, block);
+                rounds.fetch_add(1);
+            }
+        }).detach();
+        while (rounds.load() < 100) std::this_thread::yield();
+        std::exit(0); // the thread is still running
+    });
+    BOOST_TEST(code == child_ok, "child exit code " << code);
 }
 
 // ---- many pools -------------------------------------------------------------------------
