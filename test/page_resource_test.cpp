@@ -395,3 +395,23 @@ BOOST_AUTO_TEST_CASE(pool_over_page_resource_for_large_classes, *boost::unit_tes
     expect_stats(pages, 1, 1, 0);
     expect_balanced(small);
 }
+
+BOOST_AUTO_TEST_CASE(preallocate_over_page_resource_leaves_every_page_resident, *boost::unit_test::timeout(120)) {
+    page_resource pages;
+    recording_resource small;
+    {
+        size_split_resource upstream(2 * mib, &pages, &small);
+        zeropool::sharded_buffer_resource pool(zeropool::pool_config{}, &upstream);
+        const std::size_t size = 16 * mib;
+        pool.preallocate(2, size);
+        BOOST_TEST(pages.stats().maps == 2u);
+        auto* p = static_cast<std::byte*>(pool.allocate(size));
+        BOOST_TEST(pages.stats().maps == 2u); // a preallocated block
+        // Every page of the block is in memory before the caller touches it.
+        auto* first_page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(p) & ~(page - 1));
+        BOOST_TEST(resident_pages(first_page, size) == static_cast<long>(size / page));
+        pool.deallocate(p, size);
+    }
+    expect_stats(pages, 2, 2, 0);
+    expect_balanced(small);
+}
