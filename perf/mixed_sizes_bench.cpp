@@ -2,6 +2,12 @@
 // once, as a program juggling buffers of various sizes does.
 //
 //   mixed_sizes/<resource>/<live blocks>
+//       resources: zeropool (default config), glibc malloc (new_delete; the
+//       tcmalloc/jemalloc/mimalloc variants of this program name the row after
+//       their malloc), the std pool with large blocks, Boost's pool, TBB.
+//   mixed_sizes_budget/zeropool/live:64/max_cached_mib:<M>
+//       zeropool with max_cached_bytes = M MiB: the price in time of holding
+//       fewer idle bytes.
 //       A ring of 64 live blocks. Each iteration (one step) deallocates the
 //       oldest block, allocates a new one and writes one byte per 4 KiB page of
 //       it (the first byte included), as I/O into it would. Sizes are
@@ -27,6 +33,16 @@
 //                          by < 25% and it keeps idle blocks, up to its cap).
 //   upstream_peak_per_live upstream_bytes_peak / peak_live_bytes.
 //   upstream_allocs_per_op upstream allocate calls per timed step.
+//   rss_peak_per_live      workload 8: (VmHWM at the end - VmRSS before the
+//                          row's first run) / the most live bytes of any of
+//                          its runs, from /proc/self/status, VmHWM reset
+//                          first (/proc/self/clear_refs). It
+//                          counts what the process really keeps resident: live
+//                          bytes, rounding, idle blocks, and what malloc keeps.
+//                          Meaningful when the row runs in a fresh process
+//                          (perf/run_benchmarks.sh runs each row alone): in a
+//                          shared process an earlier row's freed-but-resident
+//                          heap can serve a later row without growing RSS.
 // The upstream counters come from a counting wrapper over new_delete_resource()
 // given as upstream to zeropool and to the std pool (one more virtual call on
 // their upstream path only). new_delete's upstream is malloc itself, and the
@@ -68,6 +84,9 @@
 #include <memory_resource>
 #include <random>
 #include <vector>
+
+#include <fstream>
+#include <string>
 
 #include <sys/resource.h> // getrusage (Linux: RUSAGE_THREAD)
 
@@ -136,6 +155,29 @@ long minor_faults() {
     return u.ru_minflt;
 }
 
+/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"), or 0.
+double proc_status_bytes(const char* field) {
+    std::ifstream in("/proc/self/status");
+    std::string key;
+    while (in >> key) {
+        if (key.size() > 1 && key.compare(0, key.size() - 1, field) == 0 && key.back() == ':') {
+            double kib = 0;
+            in >> kib;
+            return kib * 1024.0;
+        }
+        std::getline(in, key);
+    }
+    return 0.0;
+}
+
+/// Resets VmHWM to the current RSS (Linux >= 4.0); false when not possible.
+bool reset_peak_rss() {
+    std::ofstream out("/proc/self/clear_refs");
+    out << "5";
+    out.flush();
+    return static_cast<bool>(out);
+}
+
 /// Runs the ring workload on `r` (empty on entry) and sets peak_live_bytes.
 /// Leaves the ring's blocks live, for the caller to read the footprint before
 /// freeing them with release(). Returns upstream_count() read when the timed
@@ -165,12 +207,22 @@ std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_
         benchmark::DoNotOptimize(b.p);
         oldest = (oldest + 1) % live_blocks;
     };
+    // Google Benchmark calls this function several times (growing the
+    // iteration count); the RSS baseline is the process's before the first.
+    static const double rss_at_start = [] {
+        reset_peak_rss();
+        return proc_status_bytes("VmRSS");
+    }();
+    static std::size_t peak_live_all_runs = 0;
     for (block& b : ring) b = make();
     for (std::size_t i = 0; i < warm_up_steps; ++i) step();
     const std::uint64_t at_start = upstream_count();
     const long faults_at_start = minor_faults();
     for (auto _ : state) step();
     const long faults = minor_faults() - faults_at_start;
+    peak_live_all_runs = std::max(peak_live_all_runs, peak_live);
+    state.counters["rss_peak_per_live"] = (proc_status_bytes("VmHWM") - rss_at_start) /
+                                          static_cast<double>(std::max<std::size_t>(peak_live_all_runs, 1));
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     state.counters["peak_live_bytes"] = static_cast<double>(peak_live);
     state.counters["faults_per_op"] =
@@ -198,14 +250,24 @@ void report_upstream(benchmark::State& state, const counting_upstream& up,
         steps == 0.0 ? 0.0 : static_cast<double>(up.allocations() - allocs_at_start) / steps;
 }
 
-void mixed_zeropool(benchmark::State& state) {
+void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config) {
     counting_upstream up;
-    zeropool::sharded_buffer_resource pool(zeropool::pool_config{}, &up);
+    zeropool::sharded_buffer_resource pool(config, &up);
     std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
     std::array<block, live_blocks> ring{};
     const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
     report_upstream(state, up, start);
     release(r, ring);
+}
+
+void mixed_zeropool(benchmark::State& state) { mixed_zeropool_with(state, zeropool::pool_config{}); }
+
+// The trade-off between idle memory and hits (workloads 6 and 8): zeropool
+// with max_cached_bytes set to range(1) MiB; range(0) is the live block count,
+// as in the other rows. The live bytes peak near 18.5 MiB.
+void mixed_zeropool_budget(benchmark::State& state) {
+    mixed_zeropool_with(state, zeropool::pool_config{}.with_max_cached_bytes(
+                                   static_cast<std::size_t>(state.range(1)) << 20));
 }
 
 void mixed_std_sync(benchmark::State& state) {
@@ -225,6 +287,15 @@ void mixed_new_delete(benchmark::State& state) {
     release(r, ring);
 }
 
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+void mixed_tbb(benchmark::State& state) {
+    std::pmr::memory_resource& r = launder(zeropool_perf::tbb_scalable());
+    std::array<block, live_blocks> ring{};
+    run_ring(state, r, ring, &not_counted);
+    release(r, ring);
+}
+#endif
+
 void mixed_boost_sync(benchmark::State& state) {
     boost::container::pmr::synchronized_pool_resource pool(boost_large_blocks());
     boost::container::pmr::memory_resource& r =
@@ -237,8 +308,19 @@ void mixed_boost_sync(benchmark::State& state) {
 constexpr auto live_arg = static_cast<std::int64_t>(live_blocks);
 
 BENCHMARK(mixed_zeropool)->Name("mixed_sizes/zeropool")->Arg(live_arg);
-BENCHMARK(mixed_new_delete)->Name("mixed_sizes/new_delete")->Arg(live_arg);
+BENCHMARK(mixed_new_delete)->Name(zeropool_perf::malloc_row("mixed_sizes/"))->Arg(live_arg);
 BENCHMARK(mixed_std_sync)->Name("mixed_sizes/std_sync_pool_large")->Arg(live_arg);
 BENCHMARK(mixed_boost_sync)->Name("mixed_sizes/boost_sync_pool_large")->Arg(live_arg);
+#if defined(ZEROPOOL_PERF_HAVE_TBB)
+BENCHMARK(mixed_tbb)->Name("mixed_sizes/tbb_scalable")->Arg(live_arg);
+#endif
+BENCHMARK(mixed_zeropool_budget)
+    ->Name("mixed_sizes_budget/zeropool")
+    ->ArgNames({"live", "max_cached_mib"})
+    ->Args({live_arg, 4})
+    ->Args({live_arg, 8})
+    ->Args({live_arg, 16})
+    ->Args({live_arg, 32})
+    ->Args({live_arg, 64});
 
 } // namespace

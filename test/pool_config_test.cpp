@@ -80,7 +80,7 @@ BOOST_AUTO_TEST_CASE(defaults, *boost::unit_test::timeout(60)) {
     BOOST_TEST(c.tls_cache_size == 4u);
     BOOST_TEST(c.min_buffer_size == kib); // 1 KiB (pool_config.hpp, docs/design.md "Defaults")
     BOOST_TEST(c.max_buffer_size == gib);
-    BOOST_TEST(c.max_buffers_per_shard == 16u);
+    BOOST_TEST(c.max_buffers_per_shard == 256u); // docs/design.md "Defaults": mixed sizes need room
     BOOST_TEST(c.num_shards == expected_default_shards());
     BOOST_TEST(c.num_shards >= 4u);
     BOOST_TEST(c.num_shards <= 64u);
