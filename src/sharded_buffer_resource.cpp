@@ -128,7 +128,34 @@ sharded_buffer_resource::~sharded_buffer_resource() {
 
 // ---- hit paths ---------------------------------------------------------------
 
+// The hit paths: the thread's cache of this pool, and its memo of the last
+// request (a loop asking for one size skips the classification). Anything
+// else takes the classified paths, out of line.
 void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
+    if (detail::thread_cache* cache = detail::find_cache_fast(id_)) {
+        if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
+            const detail::thread_cache::request_memo& m = cache->memo();
+            // The newest block only: the rest of take() is out of line, so
+            // this path needs no call and no saved register.
+            if (void* block = cache->take_newest(m.cls, m.upstream))
+                return static_cast<std::byte*>(block) + m.offset;
+        }
+    }
+    return allocate_classified(bytes, alignment);
+}
+
+void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+    if (detail::thread_cache* cache = detail::find_cache_fast(id_)) {
+        if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
+            const detail::thread_cache::request_memo& m = cache->memo();
+            void* block = static_cast<std::byte*>(p) - m.offset;
+            if (ZEROPOOL_LIKELY(cache->try_put(block, m.cls, m.upstream))) return;
+        }
+    }
+    deallocate_classified(p, bytes, alignment);
+}
+
+void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_t alignment) {
     const std::size_t s = detail::classified_size(bytes, alignment);
     if (ZEROPOOL_LIKELY(s >= min_pooled_ && s <= max_pooled_ &&
                         alignment <= detail::page_alignment &&
@@ -136,23 +163,32 @@ void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignm
         const detail::size_class_info c = detail::classify(s);
         const std::size_t offset = detail::data_offset(c.size, alignment);
         void* block = nullptr;
-        if (detail::thread_cache* cache = detail::find_cache_fast(id_))
-            block = cache->take(c.index, c.upstream);
-        if (ZEROPOOL_UNLIKELY(block == nullptr)) block = allocate_slow(c.index);
+        detail::thread_cache* cache = detail::find_cache_fast(id_);
+        if (cache != nullptr) block = cache->take(c.index, c.upstream);
+        if (block == nullptr) {
+            block = allocate_slow(c.index); // may throw: nothing changed
+            if (cache == nullptr) cache = detail::find_cache_fast(id_); // allocate_slow may create it
+        }
+        if (cache != nullptr) cache->remember(bytes, alignment, c.index, c.upstream, offset);
         return static_cast<std::byte*>(block) + offset;
     }
     return allocate_upstream(bytes, alignment);
 }
 
-void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+void sharded_buffer_resource::deallocate_classified(void* p, std::size_t bytes,
+                                                    std::size_t alignment) noexcept {
     const std::size_t s = detail::classified_size(bytes, alignment);
     if (ZEROPOOL_LIKELY(s >= min_pooled_ && s <= max_pooled_ &&
                         alignment <= detail::page_alignment &&
                         detail::is_power_of_two(alignment))) {
         const detail::size_class_info c = detail::classify(s);
-        void* block = static_cast<std::byte*>(p) - detail::data_offset(c.size, alignment);
-        if (detail::thread_cache* cache = detail::find_cache_fast(id_))
+        const std::size_t offset = detail::data_offset(c.size, alignment);
+        void* block = static_cast<std::byte*>(p) - offset;
+        detail::thread_cache* cache = detail::find_cache_fast(id_);
+        if (cache != nullptr) {
+            cache->remember(bytes, alignment, c.index, c.upstream, offset);
             if (cache->try_put(block, c.index, c.upstream)) return;
+        }
         deallocate_slow(block, c.index);
         return;
     }

@@ -109,6 +109,8 @@ private:
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
     // Tier routing, out of line (src/sharded_buffer_resource.cpp).
+    void* allocate_classified(std::size_t bytes, std::size_t alignment);
+    void deallocate_classified(void* p, std::size_t bytes, std::size_t alignment) noexcept;
     void* allocate_slow(std::uint32_t cls);
     void deallocate_slow(void* p, std::uint32_t cls) noexcept;
     void* allocate_upstream(std::size_t bytes, std::size_t alignment);

@@ -1,7 +1,7 @@
 // zeropool: the per-(thread, pool) cache of idle blocks.
 //
 // Who touches what:
-//   slots (cls_, ptr_), reserved_            owner thread only. The pool's
+//   slots (cls_, ptr_), reserved_, memo_     owner thread only. The pool's
 //       destructor also drains them, which the contract orders after the
 //       owner's last call on that pool (using a pool while it is destroyed is
 //       the caller's bug).
@@ -48,19 +48,54 @@ public:
 
     // ---- owner thread only -------------------------------------------------
 
+    /// The classification of the last pooled request this thread made of the
+    /// pool: a loop that asks for one size again and again skips the size
+    /// checks and the class arithmetic on the hit paths. Owner thread only.
+    struct request_memo {
+        std::size_t bytes = 0;
+        std::size_t alignment_key = 0; // alignment | memo_tag; 0 matches no request
+        std::size_t upstream = 0;      // upstream_size(cls)
+        std::size_t offset = 0;        // data_offset(class size, alignment)
+        std::uint32_t cls = 0;
+    };
+    /// Set in every alignment_key, so that the initial key matches no request.
+    static constexpr std::size_t memo_tag = ~(~std::size_t{0} >> 1);
+
+    /// True when (bytes, alignment) is the remembered request.
+    ZEROPOOL_ALWAYS_INLINE bool memo_matches(std::size_t bytes, std::size_t alignment) const noexcept {
+        return bytes == memo_.bytes && (alignment | memo_tag) == memo_.alignment_key;
+    }
+    /// The remembered classification; valid when memo_matches().
+    const request_memo& memo() const noexcept { return memo_; }
+    /// Remembers a pooled request's classification.
+    void remember(std::size_t bytes, std::size_t alignment, std::uint32_t cls, std::size_t upstream,
+                  std::size_t offset) noexcept {
+        memo_.bytes = bytes;
+        memo_.alignment_key = alignment | memo_tag;
+        memo_.upstream = upstream;
+        memo_.offset = offset;
+        memo_.cls = cls;
+    }
+
     /// Returns the most recently cached block of class `cls` (of `bytes`
     /// bytes), or nullptr. O(1) when the newest block matches (the common
     /// case for a loop), O(capacity) otherwise.
     ZEROPOOL_ALWAYS_INLINE void* take(std::uint32_t cls, std::size_t bytes) noexcept {
+        if (void* p = take_newest(cls, bytes)) return p;
         const std::uint32_t n = count_.load(std::memory_order_relaxed);
-        if (n != 0 && cls_[n - 1] == cls) {
-            count_.store(n - 1, std::memory_order_relaxed);
-            held_.store(held_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
-            hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-            ZEROPOOL_UNPOISON_IDLE(ptr_[n - 1], bytes);
-            return ptr_[n - 1];
-        }
         return n > 1 ? take_older(cls, bytes, n) : nullptr;
+    }
+
+    /// The newest block when it is of class `cls` (of `bytes` bytes), or
+    /// nullptr: take() without its O(capacity) fallback, for the hit path.
+    ZEROPOOL_ALWAYS_INLINE void* take_newest(std::uint32_t cls, std::size_t bytes) noexcept {
+        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        if (n == 0 || cls_[n - 1] != cls) return nullptr;
+        count_.store(n - 1, std::memory_order_relaxed);
+        held_.store(held_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
+        hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        ZEROPOOL_UNPOISON_IDLE(ptr_[n - 1], bytes);
+        return ptr_[n - 1];
     }
 
     /// Caches `p` when a slot is free and the reservation covers it.
@@ -141,6 +176,7 @@ private:
         return nullptr;
     }
 
+    request_memo memo_;
     std::uint32_t capacity_;
     std::atomic<std::uint32_t> count_{0};
     std::atomic<std::size_t> held_{0}; // idle bytes in the slots
