@@ -19,7 +19,7 @@ struct pool_config {
     /// Requests whose max(bytes, alignment) is above this go straight to
     /// upstream. Default 1 GiB; clamped to [min_buffer_size, 2^48].
     std::size_t max_buffer_size = 0;
-    /// Idle blocks one shard holds at most. Default 16; clamped to [1, 1024].
+    /// Idle blocks one shard holds at most. Default 256; clamped to [1, 1024].
     std::size_t max_buffers_per_shard = 0;
     /// Number of shards. Default: the next power of two >= the CPU count,
     /// clamped to [4, 64]. A value given is rounded up to a power of two and
