@@ -11,7 +11,10 @@
 #include "test_resources.hpp"
 #include "test_support.hpp"
 
+#include <atomic>
 #include <cstddef>
+#include <memory_resource>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -128,6 +131,95 @@ BOOST_AUTO_TEST_CASE(every_upstream_failure_surfaces_and_leaks_nothing, *boost::
         }
     }
     BOOST_TEST(cases_with_one_failure == calls);
+}
+
+namespace {
+
+/// Fails every `period`-th allocate call (counted over all threads) with
+/// injected_failure; forwards everything else. Thread-safe.
+class periodic_failing_resource final : public std::pmr::memory_resource {
+public:
+    periodic_failing_resource(std::pmr::memory_resource* upstream, std::size_t period) noexcept
+        : upstream_(upstream), period_(period) {}
+    std::size_t failures() const noexcept { return failures_.load(); }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        if (calls_.fetch_add(1) % period_ == period_ - 1) {
+            failures_.fetch_add(1);
+            throw injected_failure();
+        }
+        return upstream_->allocate(bytes, alignment);
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+        upstream_->deallocate(p, bytes, alignment);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+
+    std::pmr::memory_resource* upstream_;
+    std::size_t period_;
+    std::atomic<std::size_t> calls_{0};
+    std::atomic<std::size_t> failures_{0};
+};
+
+} // namespace
+
+// Four threads share a pool whose upstream fails every 7th allocate call:
+// every failure reaches exactly one caller as the upstream's exception, the
+// blocks that were obtained stay intact and usable, and nothing leaks.
+BOOST_AUTO_TEST_CASE(upstream_failures_under_four_threads, *boost::unit_test::timeout(120)) {
+    constexpr int threads = 4;
+    const int rounds = zeropool_test::scaled(400, 100);
+    recording_resource books;
+    periodic_failing_resource upstream(&books, 7);
+    std::atomic<std::size_t> caught{0};
+    zeropool_test::failure_log log;
+    {
+        sharded_buffer_resource pool(small_tiers(), &upstream);
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t) {
+            workers.emplace_back([&, t] {
+                const std::size_t sizes[] = {512, 4 * kib, 64 * kib, 100 * kib, mib, 3 * mib + 1};
+                std::vector<live_block> live;
+                for (int r = 0; r < rounds; ++r) {
+                    const std::size_t bytes = sizes[static_cast<std::size_t>(r + t) % 6];
+                    const std::size_t alignment = (r % 5 == 0) ? 8192 : 64;
+                    try {
+                        void* p = pool.allocate(bytes, alignment);
+                        zeropool_test::fill_pattern(p, bytes & ~std::size_t{7});
+                        live.push_back({p, bytes, alignment});
+                    } catch (const injected_failure&) {
+                        caught.fetch_add(1);
+                    }
+                    try {
+                        zeropool::buffer b = pool.get(16 * kib);
+                        b[0] = std::byte{1};
+                        pool.put(std::move(b));
+                    } catch (const injected_failure&) {
+                        caught.fetch_add(1);
+                    }
+                    if (live.size() > 4 || (r % 3 == 0 && !live.empty())) {
+                        const live_block b = live.front();
+                        log.check(zeropool_test::check_pattern(b.p, b.bytes & ~std::size_t{7}),
+                                  "block changed while owned");
+                        pool.deallocate(b.p, b.bytes, b.alignment);
+                        live.erase(live.begin());
+                    }
+                }
+                for (const live_block& b : live) pool.deallocate(b.p, b.bytes, b.alignment);
+            });
+        }
+        for (std::thread& w : workers) w.join();
+        log.report();
+        BOOST_TEST(upstream.failures() > 0u);
+        BOOST_TEST(caught.load() == upstream.failures()); // each failure surfaced exactly once
+        const zeropool::pool_stats st = pool.stats();
+        BOOST_TEST(st.upstream_allocations == books.allocate_calls());
+        BOOST_TEST(st.upstream_deallocations == books.deallocate_calls());
+        BOOST_TEST(books.outstanding_blocks() == st.cached_buffers);
+        BOOST_TEST_MESSAGE("faults injected under four threads: " << upstream.failures());
+    }
+    expect_balanced(books);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
