@@ -55,13 +55,18 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
         echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     } > "${results}/machine.txt"
 
-    # run NAME PROGRAM [benchmark args...]: one JSON file per run.
+    # run NAME PROGRAM [benchmark args...]: one JSON file per run. Run from
+    # the build directory by a relative name, so that the JSON (which records
+    # argv[0]) holds no path of this machine.
     run() {
         local out="${results}/bench_$1.json"
-        shift
-        echo "== $(basename "$1") ${*:2}" >&2
-        "$@" --benchmark_repetitions="${reps}" --benchmark_min_time="${min_time}" \
-            --benchmark_out="${out}" --benchmark_out_format=json > /dev/null
+        local program
+        program="$(basename "$2")"
+        shift 2
+        echo "== ${program} $*" >&2
+        (cd "${bin}" && "./${program}" "$@" --benchmark_repetitions="${reps}" \
+            --benchmark_min_time="${min_time}" \
+            --benchmark_out="${out}" --benchmark_out_format=json > /dev/null)
     }
 
     # ---- 2. Google Benchmark programs ------------------------------------------
@@ -84,7 +89,7 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
 
     # ---- 3. the file-read demo (workload 7) ------------------------------------
     echo "== file_read_demo --size-mib ${demo_mib}" >&2
-    "${bin}/file_read_demo" --size-mib "${demo_mib}" --reads 7 > "${results}/file_read_demo.txt"
+    (cd "${bin}" && ./file_read_demo --size-mib "${demo_mib}" --reads 7) > "${results}/file_read_demo.txt"
 
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "${results}/machine.txt"
 fi
