@@ -38,9 +38,11 @@ struct page_resource_options {
     /// pages are faulted in on first touch, by whoever touches them).
     bool populate = false;
 
-    /// Fluent setters: each sets one field and returns *this.
+    /// Sets huge_page_threshold; returns *this.
     page_resource_options& with_huge_page_threshold(std::size_t v) noexcept { huge_page_threshold = v; return *this; }
+    /// Sets use_huge_pages; returns *this.
     page_resource_options& with_huge_pages(bool v) noexcept { use_huge_pages = v; return *this; }
+    /// Sets populate; returns *this.
     page_resource_options& with_populate(bool v) noexcept { populate = v; return *this; }
 };
 
