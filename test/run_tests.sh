@@ -6,14 +6,21 @@
 #   bash test/run_tests.sh                 all configurations, in this order
 #   bash test/run_tests.sh plain tsan      only these (also: ZEROPOOL_CONFIGS="plain tsan")
 #   bash test/run_tests.sh --list          list the configurations
+#   ZEROPOOL_FUZZ_SECONDS=600 bash test/run_tests.sh fuzz   a longer fuzz run
 #
 # Configurations (build directories under build/, b2's under .b2/):
 #   b2       b2, g++, debug, warnings as errors: the tests and the benchmarks (built, not run)
 #   plain    CMake, g++, Debug
-#   package  `cmake --install` of the plain build into a scratch prefix, then two consumer
-#            projects: test/cmake_install_test (find_package) and
-#            test/cmake_subdir_test (add_subdirectory); builds `plain` first if needed
+#   package  `cmake --install` of the plain build into a scratch prefix, then the consumer
+#            projects: test/cmake_install_test (find_package), test/cmake_subdir_test
+#            (add_subdirectory), and test/package_consumers.sh (pkg-config with a plain
+#            compiler command, and a b2 project); builds `plain` first if needed
+#   docs     Doxygen reference (docs/build_docs.sh): fails on any Doxygen warning
+#   valgrind valgrind memcheck (test/valgrind/run_valgrind.sh): the library never reads
+#            the bytes it hands out; a self-check proves memcheck would report it
 #   asan     CMake, clang++, Debug, -fsanitize=address,undefined -fno-sanitize-recover=all
+#   fuzz     libFuzzer + ASan + UBSan over the pool (test/fuzz/run_fuzz.sh), for
+#            ZEROPOOL_FUZZ_SECONDS (default 90) seconds from the seed corpus
 #   tsan     CMake, g++, RelWithDebInfo, -fsanitize=thread
 #   cxx20    CMake, clang++, Release, C++20 without extensions, warnings as errors,
 #            with the benchmarks (built, not run)
@@ -30,14 +37,17 @@ set -o errtrace
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-all_configs=(b2 plain package asan tsan cxx20)
+all_configs=(b2 plain package docs valgrind asan fuzz tsan cxx20)
 jobs=${ZEROPOOL_JOBS:-2}
 
 describe() {
     case $1 in
         b2)      echo "b2, g++, debug, warnings-as-errors=on (tests + benchmarks)" ;;
         plain)   echo "CMake, g++, Debug" ;;
-        package) echo "CMake package: install + find_package and add_subdirectory consumers" ;;
+        package) echo "CMake package: install + find_package, add_subdirectory, pkg-config and b2 consumers" ;;
+        docs)    echo "Doxygen reference, warnings as errors" ;;
+        valgrind) echo "valgrind memcheck: no read of uninitialised bytes" ;;
+        fuzz)    echo "libFuzzer + ASan + UBSan, ${ZEROPOOL_FUZZ_SECONDS:-90} s" ;;
         asan)    echo "CMake, clang++, Debug, AddressSanitizer + UndefinedBehaviorSanitizer" ;;
         tsan)    echo "CMake, g++, RelWithDebInfo, ThreadSanitizer" ;;
         cxx20)   echo "CMake, clang++, Release, C++20, warnings as errors (tests + benchmarks)" ;;
@@ -130,7 +140,8 @@ install_packages() {
     local packages=(
         libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-container1.81-dev
         libbenchmark-dev cmake make g++ clang
-        libclang-rt-14-dev # clang's sanitizer runtimes (only a Recommends of clang)
+        libclang-rt-14-dev # clang's sanitizer runtimes and libFuzzer (only a Recommends of clang)
+        pkg-config doxygen valgrind
     )
     if [[ ${ZEROPOOL_NO_APT:-0} == 1 ]]; then
         return 0
@@ -192,9 +203,12 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 build_b2() {
     # b2 does not run again a test that passed and was not rebuilt: forget the
     # results of earlier runs so that every test runs.
-    if [[ -d .b2/test ]]; then
-        find .b2/test -type f \( -name '*.run' -o -name '*.test' -o -name '*.output' \) -delete
-    fi
+    local d
+    for d in .b2/test .b2/docs; do
+        if [[ -d $d ]]; then
+            find "$d" -type f \( -name '*.run' -o -name '*.test' -o -name '*.output' \) -delete
+        fi
+    done
     b2 -j"$jobs" toolset=gcc warnings-as-errors=on perf
 }
 test_b2() {
@@ -225,9 +239,19 @@ build_package() {
 test_package() {
     ctest_run install_test
     ctest_run subdir_test
+    bash test/package_consumers.sh "$scratch_prefix"
     rm -rf "$scratch_prefix"
     scratch_prefix=""
 }
+
+build_docs() { bash docs/build_docs.sh; }
+test_docs()  { echo "docs: the reference is in build/doxygen/html"; }
+
+build_valgrind() { :; } # run_valgrind.sh builds what it runs
+test_valgrind()  { bash test/valgrind/run_valgrind.sh; }
+
+build_fuzz() { :; } # run_fuzz.sh builds the fuzzer
+test_fuzz()  { bash test/fuzz/run_fuzz.sh "${ZEROPOOL_FUZZ_SECONDS:-90}"; }
 
 build_asan() {
     cmake_build asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
