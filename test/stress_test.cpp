@@ -293,4 +293,44 @@ BOOST_AUTO_TEST_CASE(threads_come_and_go_tight_pool, *boost::unit_test::timeout(
                "tight");
 }
 
+// The hit path remembers a thread's last request (size, alignment) per pool.
+// Requests of one size class that alternate between alignments, on one thread
+// and across two, must each get a block aligned as asked whose bytes lie
+// inside the upstream block (the data offset depends on the alignment).
+BOOST_AUTO_TEST_CASE(alternating_alignments_keep_blocks_aligned, *boost::unit_test::timeout(120)) {
+    recording_resource up;
+    failure_log log;
+    {
+        zp::sharded_buffer_resource pool(zp::pool_config{}.with_tls_cache_size(4), &up);
+        const std::size_t sizes[] = {4 * kib, 64 * kib - 16, 64 * kib, 100 * kib, mib + 8};
+        const std::size_t alignments[] = {1, 8, 16, 32, 64, 4096};
+        auto pass = [&] {
+            for (std::size_t bytes : sizes)
+                for (std::size_t a : alignments)
+                    for (std::size_t b : alignments) {
+                        void* p = pool.allocate(bytes, a);
+                        pool.deallocate(p, bytes, a);
+                        void* q = pool.allocate(bytes, b); // likely the same block, other alignment
+                        const bool aligned = reinterpret_cast<std::uintptr_t>(q) % b == 0;
+                        const void* start = up.block_of(q);
+                        const std::size_t block_bytes = up.size_of(q);
+                        const bool inside = start != nullptr &&
+                                            static_cast<const std::byte*>(q) + bytes <=
+                                                static_cast<const std::byte*>(start) + block_bytes;
+                        if (!aligned) log.add("block not aligned as asked");
+                        if (!inside) log.add("block's bytes run past its upstream block");
+                        fill_pattern(q, bytes & ~std::size_t{7});
+                        pool.deallocate(q, bytes, b);
+                    }
+        };
+        pass();
+        std::thread other(pass);
+        other.join();
+        pass();
+        log.report();
+        BOOST_TEST(up.violations().empty());
+    }
+    expect_balanced(up);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
