@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs zeropool's cold-path benchmarks (perf/cold_start_bench.cpp) once per
-# allocator environment and prints the tables of docs/cold_path.md:
+# Runs zeropool's cold-path benchmarks (perf/cold_start_bench.cpp), every peer
+# in one run, and prints the tables of docs/benchmarks.md ("Cold path"):
 #
 #   bash perf/cold_run.sh                 7 repetitions of every benchmark
 #   ZEROPOOL_COLD_REPS=9 bash perf/cold_run.sh
@@ -44,7 +44,8 @@ bench=$build/perf/cold_start_bench
 mkdir -p "$results"
 
 rm -f "$results"/cold_*.json
-"$bench" --benchmark_repetitions="$reps" \
-    --benchmark_out="$results/cold_start_bench.json" --benchmark_out_format=json
+# Run by relative name, so that the JSON names no path of this machine.
+(cd "$(dirname "$bench")" && ./cold_start_bench --benchmark_repetitions="$reps" \
+    --benchmark_out="$results/cold_start_bench.json" --benchmark_out_format=json)
 
 python3 "$repo/perf/cold_report.py" "$results"/cold_*.json | tee "$results/cold_tables.md"
