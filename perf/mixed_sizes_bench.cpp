@@ -203,8 +203,11 @@ std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_
         block& b = ring[oldest];
         r.deallocate(b.p, b.bytes);
         live -= b.bytes;
+        // No DoNotOptimize(b.p) here: the ring is read again, so nothing is
+        // optimised away, and with Google Benchmark 1.7.1 under g++ -O1/-O2
+        // its "+m,r" asm on this member left the old pointer in the ring
+        // beside the new size (a wrong-size deallocate, then a heap overrun).
         b = make();
-        benchmark::DoNotOptimize(b.p);
         oldest = (oldest + 1) % live_blocks;
     };
     // Google Benchmark calls this function several times (growing the
