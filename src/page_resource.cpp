@@ -11,11 +11,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <new>
 #include <string>
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -33,11 +33,19 @@ bool is_power_of_two(std::size_t v) noexcept { return v != 0 && (v & (v - 1)) ==
 
 std::size_t round_up(std::size_t v, std::size_t to) noexcept { return (v + to - 1) & ~(to - 1); }
 
+/// The first line of a small file (sysfs), or "" when it cannot be read.
+/// Plain read(2): iostreams would cost a fresh process about 0.7 ms here.
 std::string read_small_file(const char* path) {
-    std::ifstream in(path);
-    std::string text;
-    std::getline(in, text);
-    return text;
+    char text[256];
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::string();
+    const ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return std::string();
+    text[n] = '\0';
+    const char* end = std::strchr(text, '\n');
+    const auto length = end != nullptr ? static_cast<std::size_t>(end - text) : static_cast<std::size_t>(n);
+    return std::string(text, length);
 }
 
 struct system_huge_pages {
