@@ -39,6 +39,7 @@ namespace bpmr = boost::container::pmr;
 using zeropool::boost_resource_adaptor;
 using zeropool::pool_config;
 using zeropool::sharded_buffer_resource;
+using zeropool_test::default_resource_guard;
 using zeropool_test::expect_balanced;
 using zeropool_test::is_aligned;
 using zeropool_test::kib;
@@ -122,18 +123,6 @@ void fill_boost_pmr_containers(bpmr::memory_resource& resource) {
     BOOST_TEST(queue[12345] == -12345);
 }
 
-/// Makes `resource` the default resource for the guard's lifetime.
-class default_resource_guard {
-public:
-    explicit default_resource_guard(std::pmr::memory_resource* resource) noexcept
-        : previous_(std::pmr::set_default_resource(resource)) {}
-    ~default_resource_guard() { std::pmr::set_default_resource(previous_); }
-    default_resource_guard(const default_resource_guard&) = delete;
-    default_resource_guard& operator=(const default_resource_guard&) = delete;
-
-private:
-    std::pmr::memory_resource* previous_;
-};
 
 using flat_entry = std::pair<int, std::pmr::string>;
 using std_flat_map = boost::container::flat_map<int, std::pmr::string, std::less<int>,

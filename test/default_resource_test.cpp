@@ -27,27 +27,12 @@ namespace {
 
 using zeropool::pool_config;
 using zeropool::sharded_buffer_resource;
+using zeropool_test::default_resource_guard;
 using zeropool_test::expect_balanced;
 using zeropool_test::kib;
 using zeropool_test::recording_resource;
 using zeropool_test::scaled;
 
-/// Makes `resource` the default resource for the guard's lifetime and restores
-/// the previous one when destroyed (also during stack unwinding).
-class default_resource_guard {
-public:
-    explicit default_resource_guard(std::pmr::memory_resource* resource) noexcept
-        : previous_(std::pmr::set_default_resource(resource)) {}
-    ~default_resource_guard() { std::pmr::set_default_resource(previous_); }
-    default_resource_guard(const default_resource_guard&) = delete;
-    default_resource_guard& operator=(const default_resource_guard&) = delete;
-
-    /// The default resource before the guard was built.
-    std::pmr::memory_resource* previous() const noexcept { return previous_; }
-
-private:
-    std::pmr::memory_resource* previous_;
-};
 
 constexpr int words_per_line = 12;
 constexpr int word_kinds = 97;

@@ -65,29 +65,13 @@ struct inbox {
     std::vector<record_ptr> items;
 };
 
-/// Counts arrivals; wait() returns once `expected` threads have arrived.
-class barrier {
-public:
-    explicit barrier(int expected) : expected_(expected) {}
-    void arrive_and_wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (++count_ >= expected_) cv_.notify_all();
-        cv_.wait(lock, [this] { return count_ >= expected_; });
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    int expected_;
-    int count_ = 0;
-};
 
 struct harness {
     harness(zp::sharded_buffer_resource& p, int n) : pool(p), inboxes(static_cast<std::size_t>(n)), done(n) {}
 
     zp::sharded_buffer_resource& pool;
     std::vector<inbox> inboxes;
-    barrier done;
+    zeropool_test::arrivals done;
     failure_log log;
     std::atomic<std::uint64_t> allocations{0};
     std::atomic<std::uint64_t> frees{0};

@@ -343,6 +343,23 @@ private:
     std::size_t failures_ = 0;
 };
 
+/// Makes `resource` the default resource for the guard's lifetime and restores
+/// the previous one when destroyed (also during stack unwinding).
+class default_resource_guard {
+public:
+    explicit default_resource_guard(std::pmr::memory_resource* resource) noexcept
+        : previous_(std::pmr::set_default_resource(resource)) {}
+    ~default_resource_guard() { std::pmr::set_default_resource(previous_); }
+    default_resource_guard(const default_resource_guard&) = delete;
+    default_resource_guard& operator=(const default_resource_guard&) = delete;
+
+    /// The default resource before the guard was built.
+    std::pmr::memory_resource* previous() const noexcept { return previous_; }
+
+private:
+    std::pmr::memory_resource* previous_;
+};
+
 /// Boost.Test checks that `r` saw no contract violation and that every block
 /// it handed out was given back (call after the resource under test is gone).
 inline void expect_balanced(const recording_resource& r) {

@@ -11,8 +11,11 @@
 #include <zeropool/detail/size_class.hpp>
 #include <zeropool/pool_stats.hpp>
 
+#include "pattern.hpp"
+
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -120,6 +123,34 @@ private:
     std::size_t count_ = 0;
 };
 
+/// Counts arrivals of threads. wait() returns once `expected` threads have
+/// arrived; arrive_and_wait() is both (a one-shot barrier).
+class arrivals {
+public:
+    explicit arrivals(int expected) : expected_(expected) {}
+    void arrive() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++count_;
+        }
+        cv_.notify_all();
+    }
+    void wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return count_ >= expected_; });
+    }
+    void arrive_and_wait() {
+        arrive();
+        wait();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    int expected_;
+    int count_ = 0;
+};
+
 /// The value of the environment variable `name` as a positive integer, or
 /// `fallback` when it is unset, empty, not a number or not positive.
 inline long env_param(const char* name, long fallback) {
@@ -128,16 +159,6 @@ inline long env_param(const char* name, long fallback) {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);
     return (end != nullptr && *end == '\0' && n > 0) ? n : fallback;
-}
-
-/// The word of the content pattern at word index `i` of a block whose data
-/// starts at `p`, for a content generation `gen` (so a rewrite is seen).
-inline std::uint64_t pattern_word(const void* p, std::size_t i, std::uint64_t gen = 0) noexcept {
-    std::uint64_t x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) ^
-                      (gen * 0xD6E8FEB86659FD93ull) ^ (static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 32);
 }
 
 /// Word indices written by fill_pattern in a block of `bytes` (a multiple of

@@ -39,6 +39,8 @@
 
 namespace {
 
+using zeropool_test::arrivals;
+
 namespace zp = zeropool;
 using zeropool_test::expect_balanced;
 using zeropool_test::recording_resource;
@@ -69,28 +71,6 @@ private:
     bool open_ = false;
 };
 
-/// Counts arrivals; wait() returns once `expected` threads have arrived.
-class arrivals {
-public:
-    explicit arrivals(int expected) : expected_(expected) {}
-    void arrive() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            ++count_;
-        }
-        cv_.notify_all();
-    }
-    void wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [this] { return count_ >= expected_; });
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    int expected_;
-    int count_ = 0;
-};
 
 bool balanced(const recording_resource& up) {
     return up.outstanding_blocks() == 0 && up.outstanding_bytes() == 0 && up.violations().empty();

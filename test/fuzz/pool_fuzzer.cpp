@@ -39,6 +39,8 @@
 
 #include <sanitizer/allocator_interface.h>
 
+#include "../pattern.hpp"
+
 namespace {
 
 namespace zp = zeropool;
@@ -54,13 +56,7 @@ void check(bool ok, const char* what) {
 
 // ---- contents -------------------------------------------------------------------------
 
-std::uint64_t pattern_word(const void* p, std::size_t i, std::uint64_t gen) noexcept {
-    std::uint64_t x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p)) ^
-                      (gen * 0xD6E8FEB86659FD93ull) ^ (static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ull);
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 32);
-}
+using zeropool_test::pattern_word;
 
 /// Every byte of the first and last 512 bytes, one byte per 1 KiB between
 /// them: every page is touched, at a bounded cost per block.
