@@ -1,7 +1,7 @@
 // zeropool: one shard of the shared pool.
 //
 // Who touches what:
-//   nodes_, heads_, free_head_, count_, hits_, bytes_   the shard's mutex_.
+//   entries_, count_, hits_, bytes_     the shard's mutex_.
 //   count_hint_                         written under mutex_ (relaxed store),
 //       read without it to skip empty shards; a stale value only costs a
 //       needless lock or a look elsewhere.
@@ -21,18 +21,13 @@
 
 namespace zeropool::detail {
 
-/// A mutex-protected set of up to `capacity` idle blocks, kept in one
-/// last-in-first-out list per size class: the nodes live in one array, linked
-/// by index (a free list holds the unused nodes), so no idle block is written.
-/// Complexity: push O(1); take O(1); take_any O(classes) (trim, destruction).
+/// A mutex-protected first-fit array of up to `capacity` idle blocks.
+/// Complexity: push O(1); take O(n) in the blocks held (n <= capacity).
 class alignas(64) shard {
 public:
-    /// Throws: std::bad_alloc when the arrays cannot be allocated.
+    /// Throws: std::bad_alloc when the entry array cannot be allocated.
     explicit shard(std::uint32_t capacity)
-        : nodes_(new node[capacity]), heads_(new std::uint32_t[class_count]), capacity_(capacity) {
-        for (std::uint32_t i = 0; i < capacity; ++i) nodes_[i].next = i + 1 < capacity ? i + 1 : none;
-        for (std::uint32_t c = 0; c < class_count; ++c) heads_[c] = none;
-    }
+        : entries_(new cached_block[capacity]), capacity_(capacity) {}
 
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
@@ -42,11 +37,7 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == capacity_) return false;
         ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
-        const std::uint32_t i = free_head_;
-        free_head_ = nodes_[i].next;
-        nodes_[i] = node{p, cls, heads_[cls]};
-        heads_[cls] = i;
-        ++count_;
+        entries_[count_++] = cached_block{p, cls};
         bytes_ += upstream_size(cls);
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
@@ -55,20 +46,27 @@ public:
     /// Removes the most recently added block of class `cls`, or returns nullptr.
     void* take(std::uint32_t cls) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
-        const std::uint32_t i = heads_[cls];
-        if (i == none) return nullptr;
-        void* p = unlink(cls, i);
-        ++hits_;
-        return p;
+        for (std::uint32_t i = count_; i-- > 0;) {
+            if (entries_[i].cls != cls) continue;
+            void* p = entries_[i].ptr;
+            entries_[i] = entries_[--count_];
+            bytes_ -= upstream_size(cls);
+            ++hits_;
+            count_hint_.store(count_, std::memory_order_relaxed);
+            ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
+            return p;
+        }
+        return nullptr;
     }
 
     /// Removes any block into `out`; false when empty.
     bool take_any(cached_block& out) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == 0) return false;
-        std::uint32_t cls = 0;
-        while (heads_[cls] == none) ++cls; // count_ != 0: some list is not empty
-        out = cached_block{unlink(cls, heads_[cls]), cls};
+        out = entries_[--count_];
+        bytes_ -= upstream_size(out.cls);
+        ZEROPOOL_UNPOISON_IDLE(out.ptr, upstream_size(out.cls));
+        count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }
 
@@ -95,35 +93,9 @@ public:
     void unlock() noexcept { mutex_.unlock(); }
 
 private:
-    /// Every class a request can have (class_index of the largest size, + 1).
-    static constexpr std::uint32_t class_count = class_index(max_classified_size) + 1;
-    static constexpr std::uint32_t none = ~std::uint32_t{0};
-
-    struct node {
-        void* ptr;
-        std::uint32_t cls;
-        std::uint32_t next; // next node of the same class list, or of the free list
-    };
-
-    /// Removes node `i`, the head of class `cls`'s list; returns its block.
-    /// Caller holds mutex_.
-    void* unlink(std::uint32_t cls, std::uint32_t i) noexcept {
-        void* p = nodes_[i].ptr;
-        heads_[cls] = nodes_[i].next;
-        nodes_[i].next = free_head_;
-        free_head_ = i;
-        --count_;
-        bytes_ -= upstream_size(cls);
-        count_hint_.store(count_, std::memory_order_relaxed);
-        ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
-        return p;
-    }
-
     std::mutex mutex_;
-    std::unique_ptr<node[]> nodes_;
-    std::unique_ptr<std::uint32_t[]> heads_; // per class: its newest node, or none
+    std::unique_ptr<cached_block[]> entries_;
     std::uint32_t capacity_;
-    std::uint32_t free_head_ = 0;             // first unused node, or none
     std::uint32_t count_ = 0;
     std::atomic<std::uint32_t> count_hint_{0};
     std::uint64_t hits_ = 0;
