@@ -6,6 +6,8 @@
 // deallocate() unmaps [p, p + size) without remembering anything.
 #include <zeropool/page_resource.hpp>
 
+#include <zeropool/detail/size_class.hpp>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -28,8 +30,6 @@ namespace zeropool {
 namespace {
 
 constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / 4;
-
-bool is_power_of_two(std::size_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
 
 std::size_t round_up(std::size_t v, std::size_t to) noexcept { return (v + to - 1) & ~(to - 1); }
 
@@ -62,7 +62,7 @@ const system_huge_pages& huge_pages() noexcept {
             if (r.mode != thp_mode::unsupported) {
                 const std::string size = read_small_file("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
                 const unsigned long long v = std::strtoull(size.c_str(), nullptr, 10);
-                if (v != 0 && is_power_of_two(static_cast<std::size_t>(v))) {
+                if (v != 0 && detail::is_power_of_two(static_cast<std::size_t>(v))) {
                     r.size = static_cast<std::size_t>(v);
                 } else {
                     r.mode = thp_mode::unsupported; // no usable size: behave as without
@@ -155,7 +155,7 @@ std::size_t page_resource::mapping_alignment(std::size_t size, std::size_t align
 }
 
 void* page_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-    if (bytes > max_request || alignment > max_request || !is_power_of_two(alignment)) {
+    if (bytes > max_request || alignment > max_request || !detail::is_power_of_two(alignment)) {
         throw std::bad_alloc();
     }
     const std::size_t size = mapping_size(bytes);

@@ -1,6 +1,6 @@
 // zeropool: a std::pmr::memory_resource that maps whole pages from the kernel,
 // with transparent huge pages for large blocks. Meant as the upstream of a
-// sharded_buffer_resource for its large size classes (see split_resource.hpp
+// sharded_buffer_resource for its large size classes (see size_split_resource.hpp
 // and docs/cold_path.md), where a fresh block's first touch dominates the cost.
 #ifndef ZEROPOOL_PAGE_RESOURCE_HPP
 #define ZEROPOOL_PAGE_RESOURCE_HPP
