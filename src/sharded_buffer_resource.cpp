@@ -132,7 +132,7 @@ sharded_buffer_resource::~sharded_buffer_resource() {
 // request (a loop asking for one size skips the classification). Anything
 // else takes the classified paths, out of line.
 void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
-    if (detail::thread_cache* cache = detail::find_cache_fast(id_)) {
+    if (detail::thread_cache* cache = detail::find_cache_mru(id_)) {
         if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
             const detail::thread_cache::request_memo& m = cache->memo();
             // The newest block only: the rest of take() is out of line, so
@@ -145,7 +145,7 @@ void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignm
 }
 
 void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
-    if (detail::thread_cache* cache = detail::find_cache_fast(id_)) {
+    if (detail::thread_cache* cache = detail::find_cache_mru(id_)) {
         if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
             const detail::thread_cache::request_memo& m = cache->memo();
             void* block = static_cast<std::byte*>(p) - m.offset;

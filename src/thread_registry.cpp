@@ -38,6 +38,7 @@ registry& reg() noexcept {
 void clear_slots_of(thread_locals& t, const thread_cache* c) noexcept {
     for (tls_slot& s : t.slots)
         if (s.cache == c) s = tls_slot{0, nullptr};
+    if (t.mru.cache == c) t.mru = tls_slot{0, nullptr};
 }
 
 void unlink_cache(pool_handle& pool, thread_cache& c) noexcept {
@@ -74,6 +75,7 @@ void on_thread_exit() noexcept {
     thread_locals& t = tls;
     t.phase = thread_phase::torn_down;
     for (tls_slot& s : t.slots) s = tls_slot{0, nullptr};
+    t.mru = tls_slot{0, nullptr};
     thread_records* r = t.records;
     t.records = nullptr;
     if (r == nullptr) return;
@@ -169,6 +171,7 @@ thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) no
             pool.caches = c;
         }
         t.slots[pool.id & (thread_locals::slot_count - 1)] = tls_slot{pool.id, c};
+        t.mru = tls_slot{pool.id, c};
         return c;
     } catch (...) { // std::bad_alloc from the record table: bypass the cache
         return nullptr;

@@ -13,11 +13,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <memory_resource>
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include <sys/resource.h>
@@ -291,6 +294,64 @@ BOOST_AUTO_TEST_CASE(pools_do_not_share_idle_blocks, *boost::unit_test::timeout(
         BOOST_TEST(b.stats().upstream_allocations == 1u);
         BOOST_TEST(a.stats().cached_buffers == 1u);
         b.deallocate(q, mib);
+    }
+    expect_balanced(upstream);
+}
+
+// A thread that alternates between more pools than its direct-mapped table
+// has slots, with a mix of sizes: each pool serves only blocks it got from its
+// own upstream, and once warm every pool hits its thread cache (the hit path
+// checks that the pool is the one the thread used last).
+BOOST_AUTO_TEST_CASE(thread_alternating_between_pools_gets_each_pools_own_blocks, *boost::unit_test::timeout(60)) {
+    constexpr std::size_t pools = 11; // more than the 8 slots of the table
+    std::vector<std::unique_ptr<recording_resource>> upstreams;
+    std::vector<std::unique_ptr<sharded_buffer_resource>> pool;
+    for (std::size_t i = 0; i < pools; ++i) {
+        upstreams.push_back(std::make_unique<recording_resource>());
+        pool.push_back(std::make_unique<sharded_buffer_resource>(pool_config{}, upstreams.back().get()));
+    }
+    const std::size_t sizes[] = {64 * kib, mib, 64 * kib, 5000};
+    for (int round = 0; round < 200; ++round) {
+        for (std::size_t i = 0; i < pools; ++i) {
+            const std::size_t bytes = sizes[(static_cast<std::size_t>(round) + i) % 4];
+            void* p = pool[i]->allocate(bytes);
+            std::memset(p, static_cast<int>(i), bytes);
+            pool[i]->deallocate(p, bytes);
+        }
+    }
+    for (std::size_t i = 0; i < pools; ++i) {
+        BOOST_TEST_CONTEXT("pool " << i) {
+            const pool_stats st = pool[i]->stats();
+            // Three classes, one block each, however many rounds.
+            BOOST_TEST(st.upstream_allocations == 3u);
+            BOOST_TEST(st.thread_cache_hits == 200u - 3u);
+            BOOST_TEST(upstreams[i]->allocate_calls() == 3u);
+        }
+    }
+    pool.clear();
+    for (auto& u : upstreams) expect_balanced(*u);
+}
+
+// The first call a thread makes on a cache that no allocation created (a
+// deallocate made it, so it remembers no request) is still checked: bad
+// sizes and alignments throw and never reach a cached block.
+BOOST_AUTO_TEST_CASE(a_fresh_caches_first_request_is_checked, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        sharded_buffer_resource pool(pool_config{}.with_min_buffer_size(1), &upstream);
+        void* p = pool.allocate(64 * kib);
+        std::thread([&] {
+            pool.deallocate(p, 64 * kib); // creates this thread's cache; no request remembered
+            for (std::size_t bytes : {size_max, size_max / 2 + 1})
+                for (std::size_t alignment : {std::size_t{0}, std::size_t{16}, std::size_t{3}})
+                    BOOST_CHECK_THROW(static_cast<void>(pool.allocate(bytes, alignment)), std::bad_alloc);
+            BOOST_CHECK_THROW(static_cast<void>(pool.allocate(64 * kib, 0)), std::bad_alloc);
+            BOOST_TEST(pool.stats().cached_buffers == 1u); // the cached block is still there
+            void* q = pool.allocate(64 * kib);
+            BOOST_TEST(q == p);
+            pool.deallocate(q, 64 * kib);
+        }).join();
+        BOOST_TEST(upstream.allocate_calls() == 1u);
     }
     expect_balanced(upstream);
 }

@@ -2,6 +2,8 @@
 #ifndef ZEROPOOL_CONFIG_HPP
 #define ZEROPOOL_CONFIG_HPP
 
+#include <cassert>
+
 /// Version of the library, in one place (CMake and b2 read it from here).
 #define ZEROPOOL_VERSION_MAJOR 0
 #define ZEROPOOL_VERSION_MINOR 1
@@ -20,6 +22,19 @@
 #define ZEROPOOL_UNLIKELY(x) (x)
 #define ZEROPOOL_NOINLINE
 #define ZEROPOOL_ALWAYS_INLINE inline
+#endif
+
+/// States an invariant: checked by assert() in debug builds, an optimiser
+/// hint (undefined behaviour if false) in release builds.
+#if !defined(NDEBUG)
+#define ZEROPOOL_ASSUME(cond) assert(cond)
+#elif defined(__GNUC__) || defined(__clang__)
+#define ZEROPOOL_ASSUME(cond) \
+    do {                      \
+        if (!(cond)) __builtin_unreachable(); \
+    } while (false)
+#else
+#define ZEROPOOL_ASSUME(cond) ((void)0)
 #endif
 
 #endif // ZEROPOOL_CONFIG_HPP

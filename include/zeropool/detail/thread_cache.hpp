@@ -5,9 +5,10 @@
 //       destructor also drains them, which the contract orders after the
 //       owner's last call on that pool (using a pool while it is destroyed is
 //       the caller's bug).
-//   count_, held_, hits_                     written by the owner thread only,
+//   count_, room_, reserved_, hits_          written by the owner thread only,
 //       as relaxed atomic stores (plain moves on x86, no read-modify-write);
-//       read by stats() from any thread.
+//       read by stats() from any thread (held = reserved_ - room_, a snapshot
+//       that may be off by the block in flight).
 //   pool_, pool_id_, prev_, next_, dead_      the registry mutex (see
 //       thread_registry.hpp): the links of the pool's list of caches, and
 //       whether the pool has been destroyed.
@@ -35,13 +36,25 @@ struct cached_block {
 /// hit paths (take, try_put) take no lock and do no atomic read-modify-write.
 /// Budget: the cache holds `reserved()` bytes of the pool's global byte budget
 /// and keeps `held() <= reserved()`; growing the reservation is the pool's job.
-class thread_cache {
+/// It stores the room left (reserved - held) rather than held, so that a
+/// hit updates one counter and a put compares against one.
+///
+/// Slots are 1-based: slot 0 holds a class no request has (empty_class), so
+/// a take needs no emptiness test.
+class alignas(64) thread_cache { // a cache line of its own: no false sharing between threads
 public:
     /// Largest tls_cache_size accepted.
     static constexpr std::uint32_t max_capacity = 16;
+    /// The class of slot 0, which never holds a block: no request has it.
+    static constexpr std::uint32_t empty_class = ~std::uint32_t{0};
+    /// The class of the initial memo: no request has it, and it is not empty_class.
+    static constexpr std::uint32_t no_class = ~std::uint32_t{0} - 1;
 
     thread_cache(pool_handle& pool, std::uint64_t pool_id, std::uint32_t capacity) noexcept
-        : pool_(&pool), pool_id_(pool_id), capacity_(capacity) {}
+        : pool_(&pool), pool_id_(pool_id), capacity_(capacity) {
+        cls_[0] = empty_class;
+        ptr_[0] = nullptr;
+    }
 
     thread_cache(const thread_cache&) = delete;
     thread_cache& operator=(const thread_cache&) = delete;
@@ -51,19 +64,20 @@ public:
     /// The classification of the last pooled request this thread made of the
     /// pool: a loop that asks for one size again and again skips the size
     /// checks and the class arithmetic on the hit paths. Owner thread only.
+    /// The initial memo matches only (SIZE_MAX, 0), which no pool serves:
+    /// its class is in no slot (a take misses) and its size exceeds any room
+    /// (a put is refused), so both fall through to the checked paths.
     struct request_memo {
-        std::size_t bytes = 0;
-        std::size_t alignment_key = 0; // alignment | memo_tag; 0 matches no request
-        std::size_t upstream = 0;      // upstream_size(cls)
-        std::size_t offset = 0;        // data_offset(class size, alignment)
-        std::uint32_t cls = 0;
+        std::size_t bytes = ~std::size_t{0};
+        std::size_t alignment = 0;
+        std::size_t upstream = ~std::size_t{0}; // upstream_size(cls)
+        std::size_t offset = 0;                 // data_offset(class size, alignment)
+        std::uint32_t cls = no_class;
     };
-    /// Set in every alignment_key, so that the initial key matches no request.
-    static constexpr std::size_t memo_tag = ~(~std::size_t{0} >> 1);
 
     /// True when (bytes, alignment) is the remembered request.
     ZEROPOOL_ALWAYS_INLINE bool memo_matches(std::size_t bytes, std::size_t alignment) const noexcept {
-        return bytes == memo_.bytes && (alignment | memo_tag) == memo_.alignment_key;
+        return bytes == memo_.bytes && alignment == memo_.alignment;
     }
     /// The remembered classification; valid when memo_matches().
     const request_memo& memo() const noexcept { return memo_; }
@@ -71,7 +85,7 @@ public:
     void remember(std::size_t bytes, std::size_t alignment, std::uint32_t cls, std::size_t upstream,
                   std::size_t offset) noexcept {
         memo_.bytes = bytes;
-        memo_.alignment_key = alignment | memo_tag;
+        memo_.alignment = alignment;
         memo_.upstream = upstream;
         memo_.offset = offset;
         memo_.cls = cls;
@@ -90,19 +104,26 @@ public:
     /// nullptr: take() without its O(capacity) fallback, for the hit path.
     ZEROPOOL_ALWAYS_INLINE void* take_newest(std::uint32_t cls, std::size_t bytes) noexcept {
         const std::uint32_t n = count_.load(std::memory_order_relaxed);
-        if (n == 0 || cls_[n - 1] != cls) return nullptr;
+        if (cls_[n] != cls) return nullptr; // slot 0 (empty) matches no class
         count_.store(n - 1, std::memory_order_relaxed);
-        held_.store(held_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
+        room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
         hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        ZEROPOOL_UNPOISON_IDLE(ptr_[n - 1], bytes);
-        return ptr_[n - 1];
+        void* const p = ptr_[n];
+        ZEROPOOL_UNPOISON_IDLE(p, bytes);
+        ZEROPOOL_ASSUME(p != nullptr); // slots 1..count hold blocks
+        return p;
     }
 
     /// Caches `p` when a slot is free and the reservation covers it.
     ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
         const std::uint32_t n = count_.load(std::memory_order_relaxed);
-        if (n == capacity_ || bytes > reserved_ - held()) return false;
-        push(p, cls, bytes, n);
+        const std::size_t room = room_.load(std::memory_order_relaxed);
+        if (n == capacity_ || bytes > room) return false;
+        cls_[n + 1] = cls;
+        ptr_[n + 1] = p;
+        count_.store(n + 1, std::memory_order_relaxed);
+        room_.store(room - bytes, std::memory_order_relaxed);
+        ZEROPOOL_POISON_IDLE(p, bytes);
         return true;
     }
 
@@ -115,31 +136,43 @@ public:
     /// The reservation is unchanged.
     cached_block pop_oldest(std::size_t bytes_of_oldest) noexcept {
         const std::uint32_t n = count_.load(std::memory_order_relaxed);
-        cached_block b{ptr_[0], cls_[0]};
-        for (std::uint32_t j = 1; j < n; ++j) {
+        cached_block b{ptr_[1], cls_[1]};
+        for (std::uint32_t j = 2; j <= n; ++j) {
             cls_[j - 1] = cls_[j];
             ptr_[j - 1] = ptr_[j];
         }
         count_.store(n - 1, std::memory_order_relaxed);
-        held_.store(held() - bytes_of_oldest, std::memory_order_relaxed);
+        room_.store(room_.load(std::memory_order_relaxed) + bytes_of_oldest, std::memory_order_relaxed);
         ZEROPOOL_UNPOISON_IDLE(b.ptr, bytes_of_oldest);
         return b;
     }
 
     /// Class of the oldest block; the cache must not be empty.
-    std::uint32_t oldest_class() const noexcept { return cls_[0]; }
+    std::uint32_t oldest_class() const noexcept { return cls_[1]; }
 
     bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
     bool full() const noexcept { return count_.load(std::memory_order_relaxed) == capacity_; }
-    std::size_t held() const noexcept { return held_.load(std::memory_order_relaxed); }
-    std::size_t reserved() const noexcept { return reserved_; }
-    void set_reserved(std::size_t bytes) noexcept { reserved_ = bytes; }
+    /// Idle bytes in the slots. Owner thread only.
+    std::size_t held() const noexcept {
+        return reserved_.load(std::memory_order_relaxed) - room_.load(std::memory_order_relaxed);
+    }
+    std::size_t reserved() const noexcept { return reserved_.load(std::memory_order_relaxed); }
+    /// Sets the reservation; `bytes` must be >= held(). Owner thread only.
+    void set_reserved(std::size_t bytes) noexcept {
+        const std::size_t h = held();
+        reserved_.store(bytes, std::memory_order_relaxed);
+        room_.store(bytes - h, std::memory_order_relaxed);
+    }
 
     // ---- any thread (relaxed snapshots for stats) ----------------------------
 
     std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
     std::uint32_t published_count() const noexcept { return count_.load(std::memory_order_relaxed); }
-    std::size_t published_held() const noexcept { return held_.load(std::memory_order_relaxed); }
+    std::size_t published_held() const noexcept {
+        const std::size_t reserved = reserved_.load(std::memory_order_relaxed);
+        const std::size_t room = room_.load(std::memory_order_relaxed);
+        return room < reserved ? reserved - room : 0;
+    }
 
     // ---- registry mutex ----------------------------------------------------
 
@@ -152,23 +185,23 @@ public:
 private:
     void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
         ZEROPOOL_POISON_IDLE(p, bytes);
-        cls_[n] = cls;
-        ptr_[n] = p;
+        cls_[n + 1] = cls;
+        ptr_[n + 1] = p;
         count_.store(n + 1, std::memory_order_relaxed);
-        held_.store(held() + bytes, std::memory_order_relaxed);
+        room_.store(room_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
     }
 
     // A match below the newest block: remove it and keep the age order.
     ZEROPOOL_NOINLINE void* take_older(std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
-        for (std::uint32_t i = n - 1; i-- > 0;) {
+        for (std::uint32_t i = n; --i > 0;) { // slots n-1 .. 1
             if (cls_[i] != cls) continue;
             void* p = ptr_[i];
-            for (std::uint32_t j = i + 1; j < n; ++j) {
+            for (std::uint32_t j = i + 1; j <= n; ++j) {
                 cls_[j - 1] = cls_[j];
                 ptr_[j - 1] = ptr_[j];
             }
             count_.store(n - 1, std::memory_order_relaxed);
-            held_.store(held() - bytes, std::memory_order_relaxed);
+            room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
             hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             ZEROPOOL_UNPOISON_IDLE(p, bytes);
             return p;
@@ -179,11 +212,11 @@ private:
     request_memo memo_;
     std::uint32_t capacity_;
     std::atomic<std::uint32_t> count_{0};
-    std::atomic<std::size_t> held_{0}; // idle bytes in the slots
-    std::size_t reserved_ = 0;         // bytes of the pool's budget this cache holds
+    std::atomic<std::size_t> room_{0};     // reserved_ - idle bytes in the slots
+    std::atomic<std::size_t> reserved_{0}; // bytes of the pool's budget this cache holds
     std::atomic<std::uint64_t> hits_{0};
-    std::uint32_t cls_[max_capacity];
-    void* ptr_[max_capacity];
+    std::uint32_t cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count_
+    void* ptr_[max_capacity + 1];
 };
 
 } // namespace zeropool::detail

@@ -5,8 +5,9 @@
 // pool built where a destroyed one lived never finds its predecessor's cache.
 //
 // Who touches what:
-//   thread_locals (tls)      the owning thread only: a direct-mapped table of
-//       (pool id -> cache) for the hit path, the thread's record table, its
+//   thread_locals (tls)      the owning thread only: the cache of the pool
+//       it used last (mru, for the hit path), a direct-mapped table of
+//       (pool id -> cache) behind it, the thread's record table, its
 //       shard index and its lifecycle phase. Trivially destructible, so it
 //       stays readable during and after the thread's C++ teardown.
 //   pool_handle::caches, prev/next (the list of live pools), retired_hits,
@@ -79,6 +80,7 @@ struct thread_records; // defined in src/thread_registry.cpp
 /// Per-thread state, read on every pooled call.
 struct thread_locals {
     static constexpr std::size_t slot_count = 8;
+    tls_slot mru;                // the pool used last; also in slots
     tls_slot slots[slot_count];
     thread_records* records;
     std::uint32_t index_plus_one; // 0: no index assigned yet
@@ -88,11 +90,23 @@ struct thread_locals {
 /// The calling thread's state. Zero-initialised, trivially destructible.
 inline thread_local thread_locals tls ZEROPOOL_FAST_TLS;
 
-/// The calling thread's cache for pool `id` if it is in the direct-mapped
-/// table, else nullptr. The hit path: one TLS load and a compare.
+/// The calling thread's cache for pool `id` if that is the pool it used
+/// last, else nullptr. The hit path: one TLS compare and one TLS load. Pool
+/// ids start at 1, and a slot holds id 0 exactly when its cache is null.
+ZEROPOOL_ALWAYS_INLINE thread_cache* find_cache_mru(std::uint64_t id) noexcept {
+    if (tls.mru.pool_id != id) return nullptr;
+    ZEROPOOL_ASSUME(tls.mru.cache != nullptr);
+    return tls.mru.cache;
+}
+
+/// The calling thread's cache for pool `id` if it is the last used or in the
+/// direct-mapped table (it then becomes the last used), else nullptr.
 ZEROPOOL_ALWAYS_INLINE thread_cache* find_cache_fast(std::uint64_t id) noexcept {
+    if (thread_cache* c = find_cache_mru(id)) return c;
     const tls_slot& s = tls.slots[id & (thread_locals::slot_count - 1)];
-    return s.pool_id == id ? s.cache : nullptr;
+    if (s.pool_id != id) return nullptr;
+    tls.mru = s;
+    return s.cache;
 }
 
 /// The calling thread's cache for `pool`, created and registered on first
