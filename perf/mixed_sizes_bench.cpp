@@ -33,6 +33,16 @@
 //                          by < 25% and it keeps idle blocks, up to its cap).
 //   upstream_peak_per_live upstream_bytes_peak / peak_live_bytes.
 //   upstream_allocs_per_op upstream allocate calls per timed step.
+//   class_floor_per_live   zeropool rows only, computed from the size list,
+//                          not measured: the upstream bytes that ANY pool
+//                          keeping idle blocks by zeropool's size classes
+//                          (and never returning them) must hold after the
+//                          same steps, over peak_live_bytes. A block of a
+//                          class serves only that class, so such a pool holds,
+//                          per class, as many blocks as were ever live at
+//                          once in it; requests below min_buffer_size count
+//                          their live bytes. The floor of
+//                          upstream_peak_per_live for this design.
 //   rss_peak_per_live      workload 8: (VmHWM at the end - VmRSS before the
 //                          row's first run) / the most live bytes of any of
 //                          its runs, from /proc/self/status, VmHWM reset
@@ -66,6 +76,7 @@
 // boost::container::pmr::memory_resource and is called through that base.
 // Boost 1.81 clamps largest_required_pool_block to 4096 whatever is asked, so
 // above 4 KiB its pool passes every request to its upstream.
+#include <zeropool/detail/size_class.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
 
 #include <benchmark/benchmark.h>
@@ -81,8 +92,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory_resource>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <fstream>
@@ -253,6 +266,45 @@ void report_upstream(benchmark::State& state, const counting_upstream& up,
         steps == 0.0 ? 0.0 : static_cast<double>(up.allocations() - allocs_at_start) / steps;
 }
 
+/// Replays the first `steps` ring steps of the size list (the ring filled,
+/// then `steps` replacements) and returns the upstream bytes held at the end
+/// by a pool that keeps every freed block for its class forever: per pooled
+/// class, the most blocks of it live at once times its upstream size, plus
+/// the live bytes of the requests it does not pool. See class_floor_per_live.
+double class_cache_floor_bytes(std::size_t steps, const zeropool::pool_config& config) {
+    const zeropool::pool_config c = zeropool::normalize(config);
+    const std::vector<std::size_t>& sizes = request_sizes();
+    std::map<std::uint32_t, std::pair<std::size_t, std::size_t>> per_class; // live, most live
+    std::array<std::size_t, live_blocks> ring{};
+    std::size_t unpooled_live = 0;
+    const auto pooled = [&](std::size_t bytes) {
+        return bytes >= c.min_buffer_size && bytes <= c.max_buffer_size;
+    };
+    const auto add = [&](std::size_t bytes) {
+        if (!pooled(bytes)) {
+            unpooled_live += bytes;
+            return;
+        }
+        auto& [live, most] = per_class[zeropool::detail::class_index(bytes)];
+        most = std::max(most, ++live);
+    };
+    const auto remove = [&](std::size_t bytes) {
+        if (!pooled(bytes)) unpooled_live -= bytes;
+        else --per_class[zeropool::detail::class_index(bytes)].first;
+    };
+    std::size_t next = 0;
+    for (std::size_t& b : ring) add(b = sizes[next++ % size_count]);
+    for (std::size_t i = 0; i < steps; ++i) {
+        std::size_t& b = ring[i % live_blocks];
+        remove(b);
+        add(b = sizes[next++ % size_count]);
+    }
+    double held = static_cast<double>(unpooled_live);
+    for (const auto& [cls, counts] : per_class)
+        held += static_cast<double>(counts.second * zeropool::detail::upstream_size(cls));
+    return held;
+}
+
 void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config) {
     counting_upstream up;
     zeropool::sharded_buffer_resource pool(config, &up);
@@ -261,6 +313,9 @@ void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& c
     const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
     report_upstream(state, up, start);
     release(r, ring);
+    const std::size_t steps = warm_up_steps + static_cast<std::size_t>(state.iterations());
+    state.counters["class_floor_per_live"] =
+        class_cache_floor_bytes(steps, config) / state.counters["peak_live_bytes"];
 }
 
 void mixed_zeropool(benchmark::State& state) { mixed_zeropool_with(state, zeropool::pool_config{}); }
