@@ -204,9 +204,11 @@ bool sharded_buffer_resource::do_is_equal(const std::pmr::memory_resource& other
 void* sharded_buffer_resource::allocate_slow(std::uint32_t cls) {
     const std::size_t bytes = detail::upstream_size(cls);
     auto capacity = static_cast<std::uint32_t>(config_.tls_cache_size);
-    if (detail::thread_cache* cache = detail::find_or_create_cache(*handle_, capacity))
+    detail::thread_cache* cache = detail::find_or_create_cache(*handle_, capacity);
+    if (cache != nullptr) {
         if (void* p = cache->take(cls, bytes)) return p;
-    if (void* p = take_from_shards(cls)) {
+        if (void* p = refill_from_shards(*cache, cls, cache->repeated_miss(cls))) return p;
+    } else if (void* p = take_from_shards(cls)) {
         unreserve(bytes);
         return p;
     }
@@ -229,17 +231,22 @@ void sharded_buffer_resource::deallocate_slow(void* p, std::uint32_t cls) noexce
 }
 
 // The cache is full, or its reservation does not cover the block: move its
-// oldest blocks to the shards until the block fits the cache's share, then
-// grow the reservation from the pool's budget.
+// oldest blocks to the shards until the block fits the cache's share (when
+// the cache is full, half of it: one shard lock then serves several frees, as
+// when one thread frees what another allocates), then grow the reservation
+// from the pool's budget.
 void sharded_buffer_resource::cache_block_slow(detail::thread_cache& cache, void* p,
                                                std::uint32_t cls) noexcept {
     const std::size_t bytes = detail::upstream_size(cls);
-    while (!cache.empty() && (cache.full() || cache.held() + bytes > thread_cache_limit_)) {
+    cached_block moving[detail::thread_cache::max_capacity];
+    std::uint32_t n = 0;
+    const std::uint32_t keep = cache.full() ? cache.count() / 2 : cache.count();
+    while (!cache.empty() && (cache.count() > keep || cache.held() + bytes > thread_cache_limit_)) {
         const std::size_t oldest_bytes = detail::upstream_size(cache.oldest_class());
-        const cached_block b = cache.pop_oldest(oldest_bytes);
+        moving[n++] = cache.pop_oldest(oldest_bytes);
         cache.set_reserved(cache.reserved() - oldest_bytes); // its budget moves with it
-        release_block(b.ptr, b.cls, true);
     }
+    if (n != 0) release_blocks(moving, n);
     const std::size_t wanted = cache.held() + bytes;
     const std::size_t need = wanted > cache.reserved() ? wanted - cache.reserved() : 0;
     if (need == 0 || try_reserve(need)) {
@@ -278,6 +285,55 @@ bool sharded_buffer_resource::give_to_shards(void* p, std::uint32_t cls, bool bu
 
 void sharded_buffer_resource::release_block(void* p, std::uint32_t cls, bool budget_held) noexcept {
     if (!give_to_shards(p, cls, budget_held)) return_block_upstream(p, cls);
+}
+
+// Blocks whose budget is held: to the shards, the home shard first, one lock
+// per shard; what no shard has room for goes upstream with its budget.
+void sharded_buffer_resource::release_blocks(const cached_block* blocks, std::uint32_t n) noexcept {
+    const std::size_t shards = config_.num_shards;
+    const std::size_t home = home_shard();
+    std::uint32_t done = 0;
+    for (std::size_t k = 0; k < shards && done < n; ++k) {
+        detail::shard* s = shard_at((home + k) & (shards - 1));
+        if (s == nullptr || (k != 0 && s->probably_full())) continue;
+        done += s->push_batch(blocks + done, n - done);
+    }
+    for (; done < n; ++done) {
+        unreserve(detail::upstream_size(blocks[done].cls));
+        return_block_upstream(blocks[done].ptr, blocks[done].cls);
+    }
+}
+
+// A thread cache missed class `cls`: take a block of it from the shards and,
+// when `batch` (the cache's previous miss was of this class too), under the
+// same lock up to as many more as the cache has slots and byte share for
+// (they move in with their budget), so that the next allocations of the
+// class hit the cache. Returns the block to serve, or nullptr.
+void* sharded_buffer_resource::refill_from_shards(detail::thread_cache& cache, std::uint32_t cls,
+                                                  bool batch) noexcept {
+    const std::size_t bytes = detail::upstream_size(cls);
+    std::uint32_t extra = 0;
+    if (batch) {
+        const std::size_t share = thread_cache_limit_ > cache.held() ? thread_cache_limit_ - cache.held() : 0;
+        const std::size_t by_bytes = share / bytes;
+        extra = by_bytes < cache.free_slots() ? static_cast<std::uint32_t>(by_bytes) : cache.free_slots();
+    }
+    void* got[detail::thread_cache::max_capacity + 1];
+    const std::size_t n = config_.num_shards;
+    const std::size_t home = home_shard();
+    for (std::size_t k = 0; k < n; ++k) {
+        detail::shard* s = shards_[(home + k) & (n - 1)].load(std::memory_order_acquire);
+        if (s == nullptr || s->probably_empty()) continue;
+        const std::uint32_t taken = s->take_batch(cls, got, extra + 1);
+        if (taken == 0) continue;
+        unreserve(bytes); // got[0] is served: it leaves the idle budget
+        for (std::uint32_t i = 1; i < taken; ++i) {
+            cache.set_reserved(cache.reserved() + bytes); // its budget moves with it
+            cache.push(got[i], cls, bytes);
+        }
+        return got[0];
+    }
+    return nullptr;
 }
 
 void sharded_buffer_resource::return_block_upstream(void* p, std::uint32_t cls) noexcept {

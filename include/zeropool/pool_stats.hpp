@@ -12,7 +12,8 @@ namespace zeropool {
 struct pool_stats {
     /// Pooled allocations served by the calling thread's cache (any thread).
     std::uint64_t thread_cache_hits = 0;
-    /// Pooled allocations served by a shard.
+    /// Pooled allocations served by a shard. Blocks a shard hands to a thread
+    /// cache in the same lock (a refill) count as thread cache hits when served.
     std::uint64_t shard_hits = 0;
     /// Calls made to upstream allocate (pooled misses and pass-through requests).
     std::uint64_t upstream_allocations = 0;

@@ -29,6 +29,7 @@ namespace zeropool {
 namespace detail {
 class shard;
 class thread_cache;
+struct cached_block;
 struct pool_handle;
 } // namespace detail
 
@@ -119,6 +120,8 @@ private:
     void return_block_upstream(void* p, std::uint32_t cls) noexcept;
     bool give_to_shards(void* p, std::uint32_t cls, bool budget_held) noexcept;
     void release_block(void* p, std::uint32_t cls, bool budget_held) noexcept;
+    void release_blocks(const detail::cached_block* blocks, std::uint32_t n) noexcept;
+    void* refill_from_shards(detail::thread_cache& cache, std::uint32_t cls, bool batch) noexcept;
     void cache_block_slow(detail::thread_cache& cache, void* p, std::uint32_t cls) noexcept;
     void empty_cache(detail::thread_cache& cache, bool to_upstream) noexcept;
     detail::shard* shard_at(std::size_t index) noexcept;

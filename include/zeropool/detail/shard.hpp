@@ -59,6 +59,41 @@ public:
         return nullptr;
     }
 
+    /// Removes up to `max` blocks of class `cls` into `out` (the most recently
+    /// added first) under one lock, and returns how many. Counts one hit: the
+    /// caller serves one block and caches the rest (served later as thread
+    /// cache hits).
+    std::uint32_t take_batch(std::uint32_t cls, void** out, std::uint32_t max) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::uint32_t n = 0;
+        // Entries above i are examined already; the one moved into i comes from above.
+        for (std::uint32_t i = count_; n < max && i-- > 0;) {
+            if (entries_[i].cls != cls) continue;
+            out[n++] = entries_[i].ptr;
+            entries_[i] = entries_[--count_];
+        }
+        if (n == 0) return 0;
+        bytes_ -= n * upstream_size(cls);
+        ++hits_;
+        count_hint_.store(count_, std::memory_order_relaxed);
+        for (std::uint32_t k = 0; k < n; ++k) ZEROPOOL_UNPOISON_IDLE(out[k], upstream_size(cls));
+        return n;
+    }
+
+    /// Adds blocks from `blocks` under one lock until the shard is full;
+    /// returns how many were added (a prefix of `blocks`).
+    std::uint32_t push_batch(const cached_block* blocks, std::uint32_t n) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::uint32_t k = 0;
+        for (; k < n && count_ < capacity_; ++k) {
+            ZEROPOOL_POISON_IDLE(blocks[k].ptr, upstream_size(blocks[k].cls));
+            entries_[count_++] = blocks[k];
+            bytes_ += upstream_size(blocks[k].cls);
+        }
+        count_hint_.store(count_, std::memory_order_relaxed);
+        return k;
+    }
+
     /// Removes any block into `out`; false when empty.
     bool take_any(cached_block& out) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);

@@ -151,6 +151,20 @@ public:
     std::uint32_t oldest_class() const noexcept { return cls_[1]; }
 
     bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+    /// Slots not holding a block. Owner thread only.
+    std::uint32_t free_slots() const noexcept { return capacity_ - count_.load(std::memory_order_relaxed); }
+    /// Records that the cache missed class `cls`; true when its previous miss
+    /// was of the same class (the thread allocates that class faster than it
+    /// frees it, as a producer does: refilling several blocks at once pays,
+    /// where for a thread asking each class once it would only hoard).
+    /// Owner thread only.
+    bool repeated_miss(std::uint32_t cls) noexcept {
+        const bool repeated = last_miss_ == cls;
+        last_miss_ = cls;
+        return repeated;
+    }
+    /// Blocks held. Owner thread only.
+    std::uint32_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
     bool full() const noexcept { return count_.load(std::memory_order_relaxed) == capacity_; }
     /// Idle bytes in the slots. Owner thread only.
     std::size_t held() const noexcept {
@@ -210,6 +224,7 @@ private:
     }
 
     request_memo memo_;
+    std::uint32_t last_miss_ = no_class; // class of the last miss (repeated_miss)
     std::uint32_t capacity_;
     std::atomic<std::uint32_t> count_{0};
     std::atomic<std::size_t> room_{0};     // reserved_ - idle bytes in the slots
