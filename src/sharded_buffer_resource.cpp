@@ -326,11 +326,16 @@ void* sharded_buffer_resource::refill_from_shards(detail::thread_cache& cache, s
         if (s == nullptr || s->probably_empty()) continue;
         const std::uint32_t taken = s->take_batch(cls, got, extra + 1);
         if (taken == 0) continue;
-        unreserve(bytes); // got[0] is served: it leaves the idle budget
-        for (std::uint32_t i = 1; i < taken; ++i) {
-            cache.set_reserved(cache.reserved() + bytes); // its budget moves with it
-            cache.push(got[i], cls, bytes);
-        }
+        // got[0] is served: it leaves the idle budget. The others fill the
+        // cache's unused reservation first (their budget is then released),
+        // and bring the rest of their budget with them, so the reservation
+        // stays <= thread_cache_limit_ (held + extra * bytes is).
+        const std::size_t room = cache.reserved() - cache.held();
+        const std::uint32_t moved = taken - 1;
+        const std::uint32_t covered = room / bytes < moved ? static_cast<std::uint32_t>(room / bytes) : moved;
+        unreserve(bytes * (1 + std::size_t{covered}));
+        cache.set_reserved(cache.reserved() + bytes * (moved - covered));
+        for (std::uint32_t i = 1; i < taken; ++i) cache.push(got[i], cls, bytes);
         return got[0];
     }
     return nullptr;
