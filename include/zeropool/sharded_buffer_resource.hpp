@@ -3,8 +3,9 @@
 // Glossary of the tiers, from fastest to slowest:
 //   thread cache  a few idle blocks per (thread, pool); the owner thread takes
 //                 and returns them with no lock and no atomic read-modify-write.
-//   shard         a mutex-protected first-fit list of idle blocks; each thread
-//                 has a home shard and looks in the others before upstream.
+//   shard         a mutex-protected set of idle blocks, one list per size
+//                 class; each thread has a home shard and looks in the
+//                 others before upstream.
 //   upstream      any std::pmr::memory_resource; pooled blocks are asked of it
 //                 with their class size and class alignment.
 // A block's class is a pure function of (bytes, alignment): see

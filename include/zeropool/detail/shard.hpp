@@ -1,7 +1,7 @@
 // zeropool: one shard of the shared pool.
 //
 // Who touches what:
-//   entries_, count_, hits_, bytes_     the shard's mutex_.
+//   nodes_, heads_, free_head_, count_, hits_, bytes_   the shard's mutex_.
 //   count_hint_                         written under mutex_ (relaxed store),
 //       read without it to skip empty shards; a stale value only costs a
 //       needless lock or a look elsewhere.
@@ -21,13 +21,18 @@
 
 namespace zeropool::detail {
 
-/// A mutex-protected first-fit array of up to `capacity` idle blocks.
-/// Complexity: push O(1); take O(n) in the blocks held (n <= capacity).
+/// A mutex-protected set of up to `capacity` idle blocks, kept in one
+/// last-in-first-out list per size class: the nodes live in one array, linked
+/// by index (a free list holds the unused nodes), so no idle block is written.
+/// Complexity: push O(1); take O(1); take_any O(classes) (trim, destruction).
 class alignas(64) shard {
 public:
-    /// Throws: std::bad_alloc when the entry array cannot be allocated.
+    /// Throws: std::bad_alloc when the arrays cannot be allocated.
     explicit shard(std::uint32_t capacity)
-        : entries_(new cached_block[capacity]), capacity_(capacity) {}
+        : nodes_(new node[capacity]), heads_(new std::uint32_t[class_count]), capacity_(capacity) {
+        for (std::uint32_t i = 0; i < capacity; ++i) nodes_[i].next = i + 1 < capacity ? i + 1 : none;
+        for (std::uint32_t c = 0; c < class_count; ++c) heads_[c] = none;
+    }
 
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
@@ -36,9 +41,7 @@ public:
     bool push(void* p, std::uint32_t cls) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == capacity_) return false;
-        ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
-        entries_[count_++] = cached_block{p, cls};
-        bytes_ += upstream_size(cls);
+        link(p, cls);
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }
@@ -46,37 +49,22 @@ public:
     /// Removes the most recently added block of class `cls`, or returns nullptr.
     void* take(std::uint32_t cls) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
-        for (std::uint32_t i = count_; i-- > 0;) {
-            if (entries_[i].cls != cls) continue;
-            void* p = entries_[i].ptr;
-            entries_[i] = entries_[--count_];
-            bytes_ -= upstream_size(cls);
-            ++hits_;
-            count_hint_.store(count_, std::memory_order_relaxed);
-            ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
-            return p;
-        }
-        return nullptr;
+        const std::uint32_t i = heads_[cls];
+        if (i == none) return nullptr;
+        void* p = unlink(cls, i);
+        ++hits_;
+        return p;
     }
 
     /// Removes up to `max` blocks of class `cls` into `out` (the most recently
     /// added first) under one lock, and returns how many. Counts one hit: the
     /// caller serves one block and caches the rest (served later as thread
-    /// cache hits).
+    /// cache hits). O(max).
     std::uint32_t take_batch(std::uint32_t cls, void** out, std::uint32_t max) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         std::uint32_t n = 0;
-        // Entries above i are examined already; the one moved into i comes from above.
-        for (std::uint32_t i = count_; n < max && i-- > 0;) {
-            if (entries_[i].cls != cls) continue;
-            out[n++] = entries_[i].ptr;
-            entries_[i] = entries_[--count_];
-        }
-        if (n == 0) return 0;
-        bytes_ -= n * upstream_size(cls);
-        ++hits_;
-        count_hint_.store(count_, std::memory_order_relaxed);
-        for (std::uint32_t k = 0; k < n; ++k) ZEROPOOL_UNPOISON_IDLE(out[k], upstream_size(cls));
+        while (n < max && heads_[cls] != none) out[n++] = unlink(cls, heads_[cls]);
+        if (n != 0) ++hits_;
         return n;
     }
 
@@ -85,11 +73,7 @@ public:
     std::uint32_t push_batch(const cached_block* blocks, std::uint32_t n) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         std::uint32_t k = 0;
-        for (; k < n && count_ < capacity_; ++k) {
-            ZEROPOOL_POISON_IDLE(blocks[k].ptr, upstream_size(blocks[k].cls));
-            entries_[count_++] = blocks[k];
-            bytes_ += upstream_size(blocks[k].cls);
-        }
+        for (; k < n && count_ < capacity_; ++k) link(blocks[k].ptr, blocks[k].cls);
         count_hint_.store(count_, std::memory_order_relaxed);
         return k;
     }
@@ -98,10 +82,9 @@ public:
     bool take_any(cached_block& out) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == 0) return false;
-        out = entries_[--count_];
-        bytes_ -= upstream_size(out.cls);
-        ZEROPOOL_UNPOISON_IDLE(out.ptr, upstream_size(out.cls));
-        count_hint_.store(count_, std::memory_order_relaxed);
+        std::uint32_t cls = 0;
+        while (heads_[cls] == none) ++cls; // count_ != 0: some list is not empty
+        out = cached_block{unlink(cls, heads_[cls]), cls};
         return true;
     }
 
@@ -128,9 +111,47 @@ public:
     void unlock() noexcept { mutex_.unlock(); }
 
 private:
+    /// Every class a request can have (class_index of the largest size, + 1).
+    static constexpr std::uint32_t class_count = class_index(max_classified_size) + 1;
+    static constexpr std::uint32_t none = ~std::uint32_t{0};
+
+    struct node {
+        void* ptr;
+        std::uint32_t cls;
+        std::uint32_t next; // next node of the same class list, or of the free list
+    };
+
+    /// Puts `p` at the head of class `cls`'s list, in an unused node. Caller
+    /// holds mutex_ and has checked count_ < capacity_.
+    void link(void* p, std::uint32_t cls) noexcept {
+        ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
+        const std::uint32_t i = free_head_;
+        free_head_ = nodes_[i].next;
+        nodes_[i] = node{p, cls, heads_[cls]};
+        heads_[cls] = i;
+        ++count_;
+        bytes_ += upstream_size(cls);
+    }
+
+    /// Removes node `i`, the head of class `cls`'s list; returns its block.
+    /// Caller holds mutex_.
+    void* unlink(std::uint32_t cls, std::uint32_t i) noexcept {
+        void* p = nodes_[i].ptr;
+        heads_[cls] = nodes_[i].next;
+        nodes_[i].next = free_head_;
+        free_head_ = i;
+        --count_;
+        bytes_ -= upstream_size(cls);
+        count_hint_.store(count_, std::memory_order_relaxed);
+        ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
+        return p;
+    }
+
     std::mutex mutex_;
-    std::unique_ptr<cached_block[]> entries_;
+    std::unique_ptr<node[]> nodes_;
+    std::unique_ptr<std::uint32_t[]> heads_; // per class: its newest node, or none
     std::uint32_t capacity_;
+    std::uint32_t free_head_ = 0;             // first unused node, or none
     std::uint32_t count_ = 0;
     std::atomic<std::uint32_t> count_hint_{0};
     std::uint64_t hits_ = 0;
