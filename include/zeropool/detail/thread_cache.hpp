@@ -5,7 +5,7 @@
 //       destructor also drains them, which the contract orders after the
 //       owner's last call on that pool (using a pool while it is destroyed is
 //       the caller's bug).
-//   count_, room_, reserved_, hits_          written by the owner thread only,
+//   state_ (count and hits), room_, reserved_   written by the owner thread only,
 //       as relaxed atomic stores (plain moves on x86, no read-modify-write);
 //       read by stats() from any thread (held = reserved_ - room_, a snapshot
 //       that may be off by the block in flight).
@@ -96,18 +96,18 @@ public:
     /// case for a loop), O(capacity) otherwise.
     ZEROPOOL_ALWAYS_INLINE void* take(std::uint32_t cls, std::size_t bytes) noexcept {
         if (void* p = take_newest(cls, bytes)) return p;
-        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        const std::uint32_t n = count();
         return n > 1 ? take_older(cls, bytes, n) : nullptr;
     }
 
     /// The newest block when it is of class `cls` (of `bytes` bytes), or
     /// nullptr: take() without its O(capacity) fallback, for the hit path.
     ZEROPOOL_ALWAYS_INLINE void* take_newest(std::uint32_t cls, std::size_t bytes) noexcept {
-        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        const std::uint64_t state = state_.load(std::memory_order_relaxed);
+        const auto n = static_cast<std::uint32_t>(state & count_mask);
         if (cls_[n] != cls) return nullptr; // slot 0 (empty) matches no class
-        count_.store(n - 1, std::memory_order_relaxed);
+        state_.store(state + take_hit, std::memory_order_relaxed); // one fewer block, one more hit
         room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-        hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         void* const p = ptr_[n];
         ZEROPOOL_UNPOISON_IDLE(p, bytes);
         ZEROPOOL_ASSUME(p != nullptr); // slots 1..count hold blocks
@@ -116,12 +116,13 @@ public:
 
     /// Caches `p` when a slot is free and the reservation covers it.
     ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
-        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        const std::uint64_t state = state_.load(std::memory_order_relaxed);
+        const auto n = static_cast<std::uint32_t>(state & count_mask);
         const std::size_t room = room_.load(std::memory_order_relaxed);
         if (n == capacity_ || bytes > room) return false;
         cls_[n + 1] = cls;
         ptr_[n + 1] = p;
-        count_.store(n + 1, std::memory_order_relaxed);
+        state_.store(state + 1, std::memory_order_relaxed);
         room_.store(room - bytes, std::memory_order_relaxed);
         ZEROPOOL_POISON_IDLE(p, bytes);
         return true;
@@ -129,19 +130,19 @@ public:
 
     /// Caches `p` unconditionally; the caller made room and reserved for it.
     void push(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
-        push(p, cls, bytes, count_.load(std::memory_order_relaxed));
+        push(p, cls, bytes, count());
     }
 
     /// Removes and returns the oldest block; the cache must not be empty.
     /// The reservation is unchanged.
     cached_block pop_oldest(std::size_t bytes_of_oldest) noexcept {
-        const std::uint32_t n = count_.load(std::memory_order_relaxed);
+        const std::uint32_t n = count();
         cached_block b{ptr_[1], cls_[1]};
         for (std::uint32_t j = 2; j <= n; ++j) {
             cls_[j - 1] = cls_[j];
             ptr_[j - 1] = ptr_[j];
         }
-        count_.store(n - 1, std::memory_order_relaxed);
+        state_.store(state_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         room_.store(room_.load(std::memory_order_relaxed) + bytes_of_oldest, std::memory_order_relaxed);
         ZEROPOOL_UNPOISON_IDLE(b.ptr, bytes_of_oldest);
         return b;
@@ -150,9 +151,9 @@ public:
     /// Class of the oldest block; the cache must not be empty.
     std::uint32_t oldest_class() const noexcept { return cls_[1]; }
 
-    bool empty() const noexcept { return count_.load(std::memory_order_relaxed) == 0; }
+    bool empty() const noexcept { return count() == 0; }
     /// Slots not holding a block. Owner thread only.
-    std::uint32_t free_slots() const noexcept { return capacity_ - count_.load(std::memory_order_relaxed); }
+    std::uint32_t free_slots() const noexcept { return capacity_ - count(); }
     /// Records that the cache missed class `cls`; true when its previous miss
     /// was of the same class (the thread allocates that class faster than it
     /// frees it, as a producer does: refilling several blocks at once pays,
@@ -164,8 +165,10 @@ public:
         return repeated;
     }
     /// Blocks held. Owner thread only.
-    std::uint32_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
-    bool full() const noexcept { return count_.load(std::memory_order_relaxed) == capacity_; }
+    std::uint32_t count() const noexcept {
+        return static_cast<std::uint32_t>(state_.load(std::memory_order_relaxed) & count_mask);
+    }
+    bool full() const noexcept { return count() == capacity_; }
     /// Idle bytes in the slots. Owner thread only.
     std::size_t held() const noexcept {
         return reserved_.load(std::memory_order_relaxed) - room_.load(std::memory_order_relaxed);
@@ -180,8 +183,8 @@ public:
 
     // ---- any thread (relaxed snapshots for stats) ----------------------------
 
-    std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
-    std::uint32_t published_count() const noexcept { return count_.load(std::memory_order_relaxed); }
+    std::uint64_t hits() const noexcept { return state_.load(std::memory_order_relaxed) >> hits_shift; }
+    std::uint32_t published_count() const noexcept { return count(); }
     std::size_t published_held() const noexcept {
         const std::size_t reserved = reserved_.load(std::memory_order_relaxed);
         const std::size_t room = room_.load(std::memory_order_relaxed);
@@ -201,7 +204,7 @@ private:
         ZEROPOOL_POISON_IDLE(p, bytes);
         cls_[n + 1] = cls;
         ptr_[n + 1] = p;
-        count_.store(n + 1, std::memory_order_relaxed);
+        state_.store(state_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         room_.store(room_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
     }
 
@@ -214,9 +217,8 @@ private:
                 cls_[j - 1] = cls_[j];
                 ptr_[j - 1] = ptr_[j];
             }
-            count_.store(n - 1, std::memory_order_relaxed);
+            state_.store(state_.load(std::memory_order_relaxed) + take_hit, std::memory_order_relaxed);
             room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-            hits_.store(hits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             ZEROPOOL_UNPOISON_IDLE(p, bytes);
             return p;
         }
@@ -226,11 +228,16 @@ private:
     request_memo memo_;
     std::uint32_t last_miss_ = no_class; // class of the last miss (repeated_miss)
     std::uint32_t capacity_;
-    std::atomic<std::uint32_t> count_{0};
+    // Blocks held (low 8 bits) and hits (the rest) in one word, so that a
+    // hit stores it once: a take adds take_hit, a put adds 1.
+    static constexpr std::uint64_t count_mask = 0xff;
+    static constexpr unsigned hits_shift = 8;
+    static constexpr std::uint64_t take_hit = (std::uint64_t{1} << hits_shift) - 1;
+    static_assert(max_capacity <= count_mask, "the count must fit below the hits");
+    std::atomic<std::uint64_t> state_{0};
     std::atomic<std::size_t> room_{0};     // reserved_ - idle bytes in the slots
     std::atomic<std::size_t> reserved_{0}; // bytes of the pool's budget this cache holds
-    std::atomic<std::uint64_t> hits_{0};
-    std::uint32_t cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count_
+    std::uint32_t cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count()
     void* ptr_[max_capacity + 1];
 };
 
