@@ -81,6 +81,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "mixed_sizes.hpp"
 #include "peers.hpp"
 
 #include <boost/container/pmr/memory_resource.hpp>
@@ -89,12 +90,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory_resource>
-#include <random>
 #include <utility>
 #include <vector>
 
@@ -108,10 +107,10 @@ namespace {
 using zeropool_perf::boost_large_blocks;
 using zeropool_perf::launder;
 using zeropool_perf::std_large_blocks;
-constexpr std::size_t live_blocks = 64;
-constexpr std::size_t size_count = std::size_t{1} << 16; // a power of two
+constexpr std::size_t live_blocks = zeropool_perf::mixed_live_blocks;
+constexpr std::size_t size_count = zeropool_perf::mixed_size_count;
 constexpr std::size_t page = 4096;
-constexpr std::size_t warm_up_steps = 8192; // untimed steps after filling the ring
+constexpr std::size_t warm_up_steps = zeropool_perf::mixed_warm_up_steps;
 
 /// Forwards to new_delete_resource() and counts calls and bytes outstanding.
 /// Single-threaded use only (this program is single-threaded).
@@ -139,22 +138,6 @@ private:
     std::size_t outstanding_ = 0;
     std::size_t peak_ = 0;
 };
-
-/// The request sizes, log-uniform in [1 KiB, 1 MiB]. The mapping from the
-/// generator's bits to a size is written out (std::uniform_real_distribution
-/// differs between standard libraries), so the list is the same everywhere.
-const std::vector<std::size_t>& request_sizes() {
-    static const std::vector<std::size_t> sizes = [] {
-        std::mt19937_64 gen(20261124);
-        std::vector<std::size_t> v(size_count);
-        for (std::size_t& s : v) {
-            const double u = static_cast<double>(gen() >> 11) * 0x1.0p-53; // [0, 1)
-            s = static_cast<std::size_t>(1024.0 * std::exp2(10.0 * u));   // [1 KiB, 1 MiB)
-        }
-        return v;
-    }();
-    return sizes;
-}
 
 struct block {
     void* p = nullptr;
@@ -198,7 +181,7 @@ bool reset_peak_rss() {
 template <class Base, class Count>
 std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_blocks>& ring,
                        Count upstream_count) {
-    const std::vector<std::size_t>& sizes = request_sizes();
+    const std::vector<std::size_t>& sizes = zeropool_perf::mixed_request_sizes();
     std::size_t next = 0;
     std::size_t live = 0;
     std::size_t peak_live = 0;
@@ -273,32 +256,25 @@ void report_upstream(benchmark::State& state, const counting_upstream& up,
 /// the live bytes of the requests it does not pool. See class_floor_per_live.
 double class_cache_floor_bytes(std::size_t steps, const zeropool::pool_config& config) {
     const zeropool::pool_config c = zeropool::normalize(config);
-    const std::vector<std::size_t>& sizes = request_sizes();
     std::map<std::uint32_t, std::pair<std::size_t, std::size_t>> per_class; // live, most live
-    std::array<std::size_t, live_blocks> ring{};
     std::size_t unpooled_live = 0;
     const auto pooled = [&](std::size_t bytes) {
         return bytes >= c.min_buffer_size && bytes <= c.max_buffer_size;
     };
-    const auto add = [&](std::size_t bytes) {
-        if (!pooled(bytes)) {
-            unpooled_live += bytes;
-            return;
-        }
-        auto& [live, most] = per_class[zeropool::detail::class_index(bytes)];
-        most = std::max(most, ++live);
-    };
-    const auto remove = [&](std::size_t bytes) {
-        if (!pooled(bytes)) unpooled_live -= bytes;
-        else --per_class[zeropool::detail::class_index(bytes)].first;
-    };
-    std::size_t next = 0;
-    for (std::size_t& b : ring) add(b = sizes[next++ % size_count]);
-    for (std::size_t i = 0; i < steps; ++i) {
-        std::size_t& b = ring[i % live_blocks];
-        remove(b);
-        add(b = sizes[next++ % size_count]);
-    }
+    zeropool_perf::replay_mixed_ring(
+        steps,
+        [&](std::size_t, std::size_t bytes) {
+            if (!pooled(bytes)) {
+                unpooled_live += bytes;
+                return;
+            }
+            auto& [live, most] = per_class[zeropool::detail::class_index(bytes)];
+            most = std::max(most, ++live);
+        },
+        [&](std::size_t, std::size_t bytes) {
+            if (!pooled(bytes)) unpooled_live -= bytes;
+            else --per_class[zeropool::detail::class_index(bytes)].first;
+        });
     double held = static_cast<double>(unpooled_live);
     for (const auto& [cls, counts] : per_class)
         held += static_cast<double>(counts.second * zeropool::detail::upstream_size(cls));
