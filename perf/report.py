@@ -5,7 +5,7 @@
         --markdown docs/benchmarks.md --svg docs/benchmarks.svg
 
 Reads perf/results/bench_*.json (written by perf/run_benchmarks.sh),
-machine.txt and file_read_demo.txt; writes the Markdown tables into the
+machine.txt, file_read_demo.txt and footprint_model.md; writes the Markdown tables into the
 Markdown file between the marker comments below (the rest of the file is left
 as it is) and a bar chart as SVG. Every figure is the median of the
 repetitions. Standard library only (no matplotlib): the SVG is written by hand.
@@ -365,6 +365,20 @@ def file_read_section(results_dir, targets):
                       table(["target", "median ms", "min ms", "x floor"], rows), ""])
 
 
+def footprint_model_section(results_dir):
+    """The table perf/footprint_model printed (Markdown already), if any."""
+    path = os.path.join(results_dir, "footprint_model.md")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        lines = [line.rstrip("\n") for line in f]
+    head = [l for l in lines if l.startswith("footprint_model:")]
+    rows = [l for l in lines if l.startswith("|")]
+    return "\n".join(["### 8, continued. Footprint model: what a pool keeping freed blocks must hold ("
+                      + (head[0][len("footprint_model: "):] if head else "") + "; computed, not measured)",
+                      ""] + rows + [""])
+
+
 def machine_section(results_dir):
     path = os.path.join(results_dir, "machine.txt")
     if not os.path.exists(path):
@@ -489,6 +503,7 @@ def main():
                 threads_section(res, targets),
                 producer_consumer_section(res, targets),
                 mixed_section(res, targets),
+                footprint_model_section(args.results),
                 file_read_section(args.results, targets)]
     summary = ["### Targets", "",
                table(["target", "measured", "met"],

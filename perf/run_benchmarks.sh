@@ -10,7 +10,8 @@
 #    the malloc variants (<program>_tcmalloc, ...) with a filter on their
 #    malloc rows, and the mixed-sizes rows each in a process of its own (their
 #    peak RSS and malloc's state would otherwise carry over between rows);
-# 3. runs the file-read demo (workload 7), its table into perf/results/;
+# 3. runs the file-read demo (workload 7), its table into perf/results/, and
+#    the footprint model of workloads 6 and 8 (perf/footprint_model.cpp);
 # 4. perf/report.py writes the tables into docs/benchmarks.md (between its
 #    marker comments) and the chart docs/benchmarks.svg.
 #
@@ -42,7 +43,8 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     bin="${build_dir}/perf"
 
     mkdir -p "${results}"
-    rm -f "${results}"/bench_*.json "${results}"/machine.txt "${results}"/file_read_demo.txt
+    rm -f "${results}"/bench_*.json "${results}"/machine.txt "${results}"/file_read_demo.txt \
+        "${results}"/footprint_model.md
 
     # ---- the machine, and how loaded it is -------------------------------------
     {
@@ -90,6 +92,10 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     # ---- 3. the file-read demo (workload 7) ------------------------------------
     echo "== file_read_demo --size-mib ${demo_mib}" >&2
     (cd "${bin}" && ./file_read_demo --size-mib "${demo_mib}" --reads 7) > "${results}/file_read_demo.txt"
+
+    # ---- 3b. the footprint model of workloads 6 and 8 (computed, not timed) --
+    echo "== footprint_model" >&2
+    (cd "${bin}" && ./footprint_model) > "${results}/footprint_model.md"
 
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "${results}/machine.txt"
 fi
