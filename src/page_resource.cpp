@@ -128,8 +128,9 @@ page_resource::page_resource(const page_resource_options& options) noexcept : op
     const bool available = system.size != 0 &&
                            (system.mode == thp_mode::always || system.mode == thp_mode::madvise);
     if (!available) options_.use_huge_pages = false;
+    // Without huge pages (size 0) the threshold is left as given: it is
+    // never consulted, since use_huge_pages is false then.
     if (options_.huge_page_threshold < system.size) options_.huge_page_threshold = system.size;
-    if (options_.huge_page_threshold == 0) options_.huge_page_threshold = max_request;
 }
 
 page_resource_stats page_resource::stats() const noexcept {

@@ -23,6 +23,8 @@
 // 64 KiB and more, else 0); do_allocate adds it and do_deallocate takes it off.
 #include <zeropool/sharded_buffer_resource.hpp>
 
+#include <zeropool/page_resource.hpp> // page_resource::page_size()
+
 #include <zeropool/detail/shard.hpp>
 #include <zeropool/detail/size_class.hpp>
 #include <zeropool/detail/thread_cache.hpp>
@@ -34,8 +36,6 @@
 #include <stdexcept>
 #include <utility>
 #include <vector>
-
-#include <unistd.h>
 
 namespace zeropool {
 
@@ -49,21 +49,12 @@ namespace {
 /// size computation below free of wrap-around.
 constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / 2;
 
-/// The system's page size, read once.
-std::size_t page_size() noexcept {
-    static const std::size_t size = [] {
-        const long v = ::sysconf(_SC_PAGESIZE);
-        return v > 0 ? static_cast<std::size_t>(v) : std::size_t{4096};
-    }();
-    return size;
-}
-
 /// Writes one byte in every page of [p, p + bytes), so that the kernel maps
 /// them now rather than on first use (a fresh 4 KiB page costs 10-14 us to
 /// fault in on our VMs). The content of an idle block is unspecified anyway.
 void fault_in(void* p, std::size_t bytes) noexcept {
     auto* const first = static_cast<volatile unsigned char*>(p);
-    const std::size_t page = page_size();
+    const std::size_t page = page_resource::page_size();
     const auto start = reinterpret_cast<std::uintptr_t>(p);
     for (std::size_t off = (page - start % page) % page; off < bytes; off += page) first[off] = 0;
     if (bytes != 0) first[0] = 0; // the partial page at the start, if any

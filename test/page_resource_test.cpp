@@ -147,6 +147,7 @@ BOOST_AUTO_TEST_CASE(system_values_are_consistent, *boost::unit_test::timeout(30
     const page_resource r;
     BOOST_TEST(r.options().use_huge_pages == huge_pages_available());
     if (huge != 0) BOOST_TEST(r.options().huge_page_threshold == huge);
+    else BOOST_TEST(r.options().huge_page_threshold == 0u); // left as given, no sentinel
     const page_resource raised(page_resource_options{}.with_huge_page_threshold(1));
     if (huge != 0) BOOST_TEST(raised.options().huge_page_threshold == huge);
     const page_resource higher(page_resource_options{}.with_huge_page_threshold(64 * mib));

@@ -87,7 +87,8 @@ public:
     ~page_resource() override = default;
 
     /// Returns: the effective options (threshold raised to the huge page size,
-    /// use_huge_pages false when the system has no huge pages).
+    /// use_huge_pages false when the system has no huge pages; the threshold
+    /// is then left as given).
     const page_resource_options& options() const noexcept { return options_; }
 
     /// Returns: a snapshot of the counters.
