@@ -122,6 +122,23 @@ def table(header, rows):
     return "\n".join(out)
 
 
+def faster_peers(res, resources, sizes, name_format, key="cpu"):
+    """(peer, size, peer's value, zeropool's value) for every peer that beats
+    zeropool at a size, in the rows named name_format % (resource, size)."""
+    out = []
+    for s in sizes:
+        z = res.get(name_format % ("zeropool", s), key)
+        if z is None:
+            continue
+        for r in resources:
+            if r in PEERS_EXCLUDED:
+                continue
+            t = res.get(name_format % (r, s), key)
+            if t is not None and t < z:
+                out.append((r, s, t, z))
+    return out
+
+
 def round_trip_section(res, family, title, targets):
     resources = res.resources(family)
     if not resources:
@@ -147,21 +164,13 @@ def round_trip_section(res, family, title, targets):
     if family == "round_trip":
         # Target: zeropool <= 1.5x ideal, faster than every peer, at every size.
         worst_ideal = None
-        slower_than = []
         for s in SIZES:
             z = res.get("round_trip/zeropool/%d" % s)
             ideal = res.get("round_trip/ideal_free_list/%d" % s)
-            if z is None:
-                continue
-            if ideal:
+            if z is not None and ideal:
                 worst_ideal = max(worst_ideal or 0, z / ideal)
-            for r in resources:
-                if r in PEERS_EXCLUDED:
-                    continue
-                t = res.get("round_trip/%s/%d" % (r, s))
-                if t is not None and t < z:
-                    slower_than.append("%s at %s (%s vs %s)" % (DISPLAY.get(r, r), size_label(s),
-                                                                fmt_ns(t), fmt_ns(z)))
+        slower_than = ["%s at %s (%s vs %s)" % (DISPLAY.get(r, r), size_label(s), fmt_ns(t), fmt_ns(z))
+                       for r, s, t, z in faster_peers(res, resources, SIZES, "round_trip/%s/%d")]
         targets.append(("1. cache-hit round trip <= 1.5x ideal free list",
                         "worst size: %s" % fmt_ratio(worst_ideal),
                         worst_ideal is not None and worst_ideal <= 1.5))
@@ -245,7 +254,6 @@ def producer_consumer_section(res, targets):
         return ""
     tsizes = [s for s in SIZES if s <= 16 << 20]
     rows = []
-    lost = []
     for r in resources:
         cells = [DISPLAY.get(r, r)]
         for s in tsizes:
@@ -257,14 +265,9 @@ def producer_consumer_section(res, targets):
                 cell += " (%d upstream)" % ups
             cells.append(cell)
         rows.append(cells)
-    for s in tsizes:
-        z = res.get("producer_consumer/zeropool/%d/real_time" % s, "per_op")
-        for r in resources:
-            if r in PEERS_EXCLUDED:
-                continue
-            t = res.get("producer_consumer/%s/%d/real_time" % (r, s), "per_op")
-            if z is not None and t is not None and t < z:
-                lost.append("%s at %s" % (DISPLAY.get(r, r), size_label(s)))
+    lost = ["%s at %s" % (DISPLAY.get(r, r), size_label(s))
+            for r, s, _, _ in faster_peers(res, resources, tsizes,
+                                           "producer_consumer/%s/%d/real_time", "per_op")]
     targets.append(("5. producer/consumer faster than every peer",
                     "slower than: " + ("; ".join(lost) if lost else "none"), not lost))
     return "\n".join([
