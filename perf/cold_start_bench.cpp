@@ -32,6 +32,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "file_io.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -69,20 +71,6 @@ void touch_pages(std::byte* p, std::size_t n) {
     for (std::size_t i = 0; i < n; i += touch_stride) p[i] = std::byte{1};
     if (n != 0) p[n - 1] = std::byte{1};
     benchmark::ClobberMemory();
-}
-
-/// Reads the whole file at `path` into [dst, dst + size); throws on a short read.
-void read_file_into(const char* path, std::byte* dst, std::size_t size) {
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error("cannot open the file");
-    std::size_t done = 0;
-    while (done < size) {
-        const ssize_t r = ::read(fd, dst + done, size - done);
-        if (r <= 0) break;
-        done += static_cast<std::size_t>(r);
-    }
-    ::close(fd);
-    if (done != size) throw std::runtime_error("short read");
 }
 
 // ---- the samples, run in a child process -----------------------------------
@@ -129,7 +117,7 @@ double pool_file_read(const char* file, std::size_t n, std::pmr::memory_resource
     {
         zeropool::sharded_buffer_resource pool(zeropool::pool_config{}, upstream);
         zeropool::buffer b = pool.get(n);
-        read_file_into(file, b.data(), n);
+        zeropool_perf::read_file(file, b.data(), n);
         pool.put(std::move(b));
     }
     return t0.elapsed();
@@ -172,16 +160,16 @@ double run_sample(const std::string& kind, std::size_t n) {
         // it has been read into before (the first reads into freshly faulted
         // memory are slower on these VMs).
         std::vector<std::byte> keep(n);
-        read_file_into(file, keep.data(), n);
-        read_file_into(file, keep.data(), n);
+        zeropool_perf::read_file(file, keep.data(), n);
+        zeropool_perf::read_file(file, keep.data(), n);
         const stopwatch t0;
-        read_file_into(file, keep.data(), n);
+        zeropool_perf::read_file(file, keep.data(), n);
         return t0.elapsed();
     }
     if (kind == "read_new_delete") {
         const stopwatch t0;
         auto* p = new std::byte[n];
-        read_file_into(file, p, n);
+        zeropool_perf::read_file(file, p, n);
         delete[] p;
         return t0.elapsed();
     }
@@ -288,23 +276,19 @@ public:
 
 private:
     cached_file() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "zeropool_cold_XXXXXX").string();
-        const int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-        if (fd < 0) throw std::runtime_error("cannot create a temporary file");
-        path_ = tmpl;
-        std::vector<char> chunk(8 * mib, 'z');
-        for (std::size_t done = 0; done < file_size(); done += chunk.size()) {
-            if (::write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) {
-                ::close(fd);
-                ::unlink(path_.c_str());
-                throw std::runtime_error("cannot write the temporary file");
-            }
+        const zeropool_perf::file_descriptor fd(zeropool_perf::create_temp_file("zeropool_cold_", path_));
+        std::vector<std::byte> chunk(8 * mib, std::byte{'z'});
+        try {
+            for (std::size_t done = 0; done < file_size(); done += chunk.size())
+                zeropool_perf::write_all(fd.get(), chunk.data(), chunk.size(), path_);
+        } catch (...) {
+            ::unlink(path_.c_str());
+            throw;
         }
-        ::fsync(fd);
-        ::lseek(fd, 0, SEEK_SET);
-        while (::read(fd, chunk.data(), chunk.size()) > 0) {
+        ::fsync(fd.get());
+        ::lseek(fd.get(), 0, SEEK_SET);
+        while (::read(fd.get(), chunk.data(), chunk.size()) > 0) { // into the page cache
         }
-        ::close(fd);
     }
     std::string path_;
 };

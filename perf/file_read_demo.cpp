@@ -30,6 +30,8 @@
 
 #include <zeropool/sharded_buffer_resource.hpp>
 
+#include "file_io.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -54,6 +56,11 @@
 #include <unistd.h>
 
 namespace {
+
+using zeropool_perf::file_descriptor;
+using zeropool_perf::io_error;
+using zeropool_perf::read_file;
+using zeropool_perf::write_all;
 
 constexpr std::size_t mib = std::size_t{1} << 20;
 
@@ -126,44 +133,11 @@ options parse_args(int argc, char** argv) {
 
 // ---- errors and the test file --------------------------------------------------
 
-/// An exception carrying "<what> <path>: <strerror(errno)>".
-std::runtime_error io_error(const char* what, const std::string& path) {
-    return std::runtime_error(std::string(what) + " " + path + ": " + std::strerror(errno));
-}
-
-/// Closes a file descriptor at scope exit.
-class file_descriptor {
-public:
-    explicit file_descriptor(int fd) noexcept : fd_(fd) {}
-    ~file_descriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    file_descriptor(const file_descriptor&) = delete;
-    file_descriptor& operator=(const file_descriptor&) = delete;
-    int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
-
 /// The content of the file: 64-bit word number i holds pattern_word(i). Every
 /// byte is non-zero (so zero pages are not special) and every word differs
 /// from its neighbours (so a misplaced or missing chunk is caught).
 std::uint64_t pattern_word(std::uint64_t index) noexcept {
     return (index * 0x9E3779B97F4A7C15ull) | 0x0101010101010101ull;
-}
-
-/// Writes all of `data` to `fd`, retrying after short writes and EINTR.
-void write_all(int fd, const std::byte* data, std::size_t n, const std::string& path) {
-    while (n > 0) {
-        const ssize_t w = ::write(fd, data, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            throw io_error("cannot write", path);
-        }
-        data += w;
-        n -= static_cast<std::size_t>(w);
-    }
 }
 
 /// Writes the `size`-byte test file to the open descriptor `fd`.
@@ -176,25 +150,6 @@ void write_test_file(int fd, std::size_t size, const std::string& path) {
         const std::size_t n = std::min(size - done, chunk.size() * sizeof(std::uint64_t));
         write_all(fd, reinterpret_cast<const std::byte*>(chunk.data()), n, path);
         done += n;
-    }
-}
-
-/// Reads the first `n` bytes of the file at `path` into `dst`: open(2) once,
-/// then read(2) until n bytes arrived, retrying after short reads and EINTR.
-/// Throws on an I/O error or when the file is shorter than n.
-void read_file(const std::string& path, std::byte* dst, std::size_t n) {
-    const file_descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw io_error("cannot open", path);
-    for (std::size_t done = 0; done < n;) {
-        const ssize_t r = ::read(fd.get(), dst + done, n - done);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            throw io_error("cannot read", path);
-        }
-        if (r == 0)
-            throw std::runtime_error("unexpected end of file " + path + " after " +
-                                     std::to_string(done) + " of " + std::to_string(n) + " bytes");
-        done += static_cast<std::size_t>(r);
     }
 }
 
@@ -228,11 +183,7 @@ public:
     test_file(const options& opt, std::size_t size) : keep_(opt.keep_file) {
         int fd = -1;
         if (opt.file.empty()) { // a fresh, unique name in the temp directory
-            std::string tmpl =
-                (std::filesystem::temp_directory_path() / "zeropool_demo_XXXXXX").string();
-            fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-            if (fd < 0) throw io_error("cannot create a temporary file like", tmpl);
-            path_ = tmpl;
+            fd = zeropool_perf::create_temp_file("zeropool_demo_", path_);
         } else {
             path_ = opt.file;
             fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -311,7 +262,7 @@ int run_demo(const options& opt) {
 
     std::fprintf(stderr, "writing the %zu MiB test file...\n", opt.size_mib);
     const test_file file(opt, n);
-    const std::string& path = file.path();
+    const char* const path = file.path().c_str();
 
     // The floor's buffer: allocated once, reused by hand for every read. The
     // untimed warm-up read goes into it: that pulls the whole file into the
