@@ -35,6 +35,16 @@ registry& reg() noexcept {
     return *r;
 }
 
+// The calling thread's record, for the slow paths in this file. Its address
+// is taken out of line on purpose: g++ 12 at -O2 with ASan and UBSan tests a
+// member access's TLS address for null by the flags of the `add` that
+// computes it, and the linker may relax that initial-exec `add` to a `lea`,
+// which sets no flags; UBSan then reports "member access within null pointer
+// of type 'struct thread_locals'" on whatever an earlier instruction left in
+// ZF. A returned reference is tested with a real `test` instead. Costs one
+// call on paths that already take a mutex or allocate.
+ZEROPOOL_NOINLINE thread_locals& this_thread_locals() noexcept { return tls; }
+
 void clear_slots_of(thread_locals& t, const thread_cache* c) noexcept {
     for (tls_slot& s : t.slots)
         if (s.cache == c) s = tls_slot{0, nullptr};
@@ -72,7 +82,7 @@ void sweep_dead_records(thread_locals& t) noexcept {
 // main thread's too, at exit). Hands every live cache's blocks back to its
 // pool; later calls on this thread bypass the caches.
 void on_thread_exit() noexcept {
-    thread_locals& t = tls;
+    thread_locals& t = this_thread_locals();
     t.phase = thread_phase::torn_down;
     for (tls_slot& s : t.slots) s = tls_slot{0, nullptr};
     t.mru = tls_slot{0, nullptr};
@@ -143,7 +153,7 @@ void fork_child() noexcept {
 } // namespace
 
 thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) noexcept {
-    thread_locals& t = tls;
+    thread_locals& t = this_thread_locals();
     if (t.phase == thread_phase::torn_down) return nullptr;
     try {
         if (t.records == nullptr) {
@@ -180,14 +190,14 @@ thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) no
 
 thread_cache* find_cache(const pool_handle& pool) noexcept {
     if (thread_cache* c = find_cache_fast(pool.id)) return c;
-    thread_records* r = tls.records;
+    thread_records* r = this_thread_locals().records;
     if (r == nullptr) return nullptr;
     auto found = r->by_pool.find(pool.id);
     return found == r->by_pool.end() ? nullptr : found->second;
 }
 
 std::uint32_t thread_index() noexcept {
-    thread_locals& t = tls;
+    thread_locals& t = this_thread_locals();
     if (t.index_plus_one == 0)
         t.index_plus_one = reg().next_thread_index.fetch_add(1, std::memory_order_relaxed) + 1;
     return t.index_plus_one - 1;
