@@ -79,7 +79,7 @@ void raw_loop(benchmark::State& state, Base* resource) {
     r.deallocate(r.allocate(bytes), bytes); // warm-up: the first miss is not the subject
     for (auto _ : state) {
         void* p = r.allocate(bytes);
-        benchmark::DoNotOptimize(p);
+        zeropool_perf::escape(p);
         r.deallocate(p, bytes);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));

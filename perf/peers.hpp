@@ -115,11 +115,28 @@ inline std::pmr::memory_resource* tbb_scalable() {
 }
 #endif
 
+/// Makes the optimiser forget the value of `p` (as if something had changed
+/// it) and assume that all memory was read and written, so that neither the
+/// work that produced p nor what uses it can be folded away. Used instead of
+/// Google Benchmark 1.7.1's DoNotOptimize(T&), whose "+m,r" operand g++ 12
+/// mishandles in some frames: in a g++ ASan build, launder() read `r` back
+/// from a stack slot the asm had never written (a null resource, then a
+/// crash), and at -O2 it once left a stale pointer in a ring member
+/// (mixed_sizes_bench).
+template <class T>
+inline void escape(T*& p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    asm volatile("" : "+r"(p) : : "memory");
+#else
+    benchmark::DoNotOptimize(p);
+#endif
+}
+
 /// Hides the dynamic type of `r` from the optimiser, so that every call
 /// through the returned reference stays virtual (no devirtualisation).
 template <class Base>
 Base& launder(Base* r) {
-    benchmark::DoNotOptimize(r);
+    escape(r);
     return *r;
 }
 

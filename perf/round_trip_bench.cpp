@@ -46,7 +46,7 @@ void round_trip(benchmark::State& state, Make make, bool touch) {
     const auto bytes = static_cast<std::size_t>(state.range(0));
     auto resource = make();
     auto* opaque = as_base(&*resource);
-    benchmark::DoNotOptimize(opaque); // forget the dynamic type: no devirtualisation
+    zeropool_perf::escape(opaque); // forget the dynamic type: no devirtualisation
     auto& r = *opaque;
     auto touch_pages = [&](void* p) {
         auto* c = static_cast<volatile unsigned char*>(p);
@@ -60,7 +60,7 @@ void round_trip(benchmark::State& state, Make make, bool touch) {
     for (auto _ : state) {
         void* p = r.allocate(bytes);
         if (touch) touch_pages(p);
-        benchmark::DoNotOptimize(p);
+        zeropool_perf::escape(p);
         r.deallocate(p, bytes);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));

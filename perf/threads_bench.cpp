@@ -117,7 +117,7 @@ void concurrent_round_trip(benchmark::State& state, Base* (*shared)()) {
     r.deallocate(r.allocate(bytes), bytes); // warm-up, per thread: the first miss is not the subject
     for (auto _ : state) {
         void* p = r.allocate(bytes);
-        benchmark::DoNotOptimize(p);
+        zeropool_perf::escape(p);
         r.deallocate(p, bytes);
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -180,7 +180,7 @@ pc_result producer_consumer(benchmark::State& state, Base* resource, Count upstr
     for (auto _ : state) {
         for (std::size_t i = 0; i < ops_per_iteration; ++i) {
             void* p = r.allocate(bytes);
-            benchmark::DoNotOptimize(p);
+            zeropool_perf::escape(p);
             ring.push(p);
         }
     }
