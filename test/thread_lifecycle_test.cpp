@@ -643,8 +643,10 @@ constexpr int child_unbalanced = 11;  // upstream books wrong after the pool's d
 constexpr int child_bad_block = 12;   // a block was unusable
 
 /// Objects with static storage duration in the child, destroyed by exit() in
-/// the reverse order of their construction: checker (first built, last
-/// destroyed), upstream, pool.
+/// the reverse order of their construction. Built in the order upstream,
+/// checker, pool, they are destroyed pool, checker, upstream: the checker
+/// reads the upstream after the pool's destructor and while the upstream
+/// still exists, then ends the process before the upstream's destructor.
 struct exit_checker {
     recording_resource* up = nullptr;
     std::size_t expected_outstanding = 0;
@@ -665,8 +667,8 @@ struct exit_checker {
 // ones back from that thread's cache and returns them upstream.
 BOOST_AUTO_TEST_CASE(detached_thread_holds_blocks_when_main_returns, *boost::unit_test::timeout(60)) {
     const int code = exit_code_of_child([] {
-        static exit_checker checker;
         static recording_resource up;
+        static exit_checker checker; // destroyed after the pool, before up
         static zp::sharded_buffer_resource pool(zp::pool_config{}.with_tls_cache_size(4), &up);
         checker.up = &up;
         checker.expected_outstanding = 2;
