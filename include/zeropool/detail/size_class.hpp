@@ -76,10 +76,14 @@ constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
 inline constexpr std::size_t offset_min_block = std::size_t{64} << 10;
 inline constexpr std::size_t low_alignment_offset = 16;
 
+/// The bytes asked of upstream for a block of `block_size` bytes.
+constexpr std::size_t upstream_block_bytes(std::size_t block_size) noexcept {
+    return block_size >= offset_min_block ? block_size + low_alignment_offset : block_size;
+}
+
 /// The bytes asked of upstream for a block of class `index`.
 constexpr std::size_t upstream_size(std::uint32_t index) noexcept {
-    const std::size_t size = class_size(index);
-    return size >= offset_min_block ? size + low_alignment_offset : size;
+    return upstream_block_bytes(class_size(index));
 }
 
 /// A request's class: index, block size, and bytes held from upstream.
@@ -98,7 +102,7 @@ constexpr size_class_info classify(std::size_t s) noexcept {
     const std::uint64_t m = (v >> (k - 2)) & 3u;
     const auto size = static_cast<std::size_t>((m + 5u) << (k - 2u));
     return size_class_info{static_cast<std::uint32_t>(4u * (k - 1u) + m), size,
-                           size >= offset_min_block ? size + low_alignment_offset : size};
+                           upstream_block_bytes(size)};
 }
 
 /// Where a request's data starts in a block of `block_size` bytes: a pure
