@@ -58,88 +58,24 @@ std::size_t class_size_with(std::size_t s, unsigned g) {
     return (std::size_t{1} << k) + static_cast<std::size_t>((m + 1u) << shift);
 }
 
-/// Bytes asked of upstream for a block of `size` bytes, as zeropool asks.
-std::size_t upstream_bytes(std::size_t size) {
-    return size >= zeropool::detail::offset_min_block ? size + zeropool::detail::low_alignment_offset
-                                                      : size;
-}
+using zeropool_perf::replay_ledger;
+using zeropool_perf::replay_outcome;
 
-struct outcome {
-    double held_peak = 0;
-    double live_peak = 0;
-    std::size_t fresh_after_warm_up = 0;
-    double fresh_pages_after_warm_up = 0;
-};
-
-/// The bookkeeping every policy shares: live and held bytes, their peaks,
-/// and the upstream allocations after warm-up.
-class ledger {
-public:
-    explicit ledger(std::size_t warm_up) : warm_up_(warm_up) {}
-    void step_begins(std::size_t i) { step_ = i; }
-    void live_added(std::size_t bytes) {
-        live_ += static_cast<double>(bytes);
-        result_.live_peak = std::max(result_.live_peak, live_);
-    }
-    void live_removed(std::size_t bytes) { live_ -= static_cast<double>(bytes); }
-    void fresh(std::size_t upstream) {
-        held_ += static_cast<double>(upstream);
-        result_.held_peak = std::max(result_.held_peak, held_);
-        if (counting()) {
-            ++result_.fresh_after_warm_up;
-            result_.fresh_pages_after_warm_up += static_cast<double>((upstream + 4095) / 4096);
-        }
-    }
-    void released(std::size_t upstream) { held_ -= static_cast<double>(upstream); }
-    const outcome& result() const { return result_; }
-
-private:
-    bool counting() const { return step_ >= warm_up_; }
-    std::size_t warm_up_;
-    std::size_t step_ = 0;
-    double live_ = 0;
-    double held_ = 0;
-    outcome result_;
-};
-
-/// Replays the ring with a step counter for `book`.
-template <class Add, class Remove>
-void replay(std::size_t warm_up, std::size_t steps, ledger& book, Add&& add, Remove&& remove) {
-    std::size_t removed = 0;
-    zeropool_perf::replay_mixed_ring(warm_up + steps, add, [&](std::size_t slot, std::size_t bytes) {
-        book.step_begins(removed++);
-        remove(slot, bytes);
+/// Exact classes, `g` per power of two: a freed block serves its class only.
+replay_outcome exact_classes(unsigned g, std::size_t warm_up, std::size_t steps) {
+    return zeropool_perf::exact_class_cache(warm_up, steps, [g](std::size_t bytes) {
+        return zeropool::detail::upstream_block_bytes(class_size_with(bytes, g));
     });
-}
-
-/// Exact classes, `g` per power of two: idle blocks per block size.
-outcome exact_classes(unsigned g, std::size_t warm_up, std::size_t steps) {
-    ledger book(warm_up);
-    std::map<std::size_t, std::size_t> idle; // block size -> idle blocks
-    replay(
-        warm_up, steps, book,
-        [&](std::size_t, std::size_t bytes) {
-            book.live_added(bytes);
-            const std::size_t size = class_size_with(bytes, g);
-            std::size_t& n = idle[size];
-            if (n > 0) --n;
-            else book.fresh(upstream_bytes(size));
-        },
-        [&](std::size_t, std::size_t bytes) {
-            book.live_removed(bytes);
-            ++idle[class_size_with(bytes, g)];
-        });
-    return book.result();
 }
 
 /// zeropool's classes; a miss takes the smallest idle block of up to
 /// `reach` classes above. Each live block remembers its own class.
-outcome best_fit(std::uint32_t reach, std::size_t warm_up, std::size_t steps) {
-    ledger book(warm_up);
+replay_outcome best_fit(std::uint32_t reach, std::size_t warm_up, std::size_t steps) {
+    replay_ledger book(warm_up);
     std::map<std::uint32_t, std::size_t> idle;                      // class -> idle blocks
     std::array<std::uint32_t, zeropool_perf::mixed_live_blocks> of{}; // class of each ring slot's block
-    replay(
-        warm_up, steps, book,
+    zeropool_perf::replay_mixed_ring_with(
+        book, warm_up, steps,
         [&](std::size_t slot, std::size_t bytes) {
             book.live_added(bytes);
             const std::uint32_t c = zeropool::detail::class_index(bytes);
@@ -162,10 +98,10 @@ outcome best_fit(std::uint32_t reach, std::size_t warm_up, std::size_t steps) {
 }
 
 /// zeropool's classes, every freed block returned at once: the rounding alone.
-outcome no_idle_blocks(std::size_t warm_up, std::size_t steps) {
-    ledger book(warm_up);
-    replay(
-        warm_up, steps, book,
+replay_outcome no_idle_blocks(std::size_t warm_up, std::size_t steps) {
+    replay_ledger book(warm_up);
+    zeropool_perf::replay_mixed_ring_with(
+        book, warm_up, steps,
         [&](std::size_t, std::size_t bytes) {
             book.live_added(bytes);
             book.fresh(zeropool::detail::upstream_size(zeropool::detail::class_index(bytes)));
@@ -190,7 +126,7 @@ void check_against_zeropool() {
     }
 }
 
-void print_row(const std::string& policy, const std::string& needs, const outcome& o,
+void print_row(const std::string& policy, const std::string& needs, const replay_outcome& o,
                std::size_t steps) {
     std::printf("| %s | %.2f | %zu | %.4f | %s |\n", policy.c_str(), o.held_peak / o.live_peak,
                 o.fresh_after_warm_up,

@@ -92,7 +92,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory_resource>
 #include <utility>
 #include <vector>
@@ -250,35 +249,17 @@ void report_upstream(benchmark::State& state, const counting_upstream& up,
 }
 
 /// Replays the first `steps` ring steps of the size list (the ring filled,
-/// then `steps` replacements) and returns the upstream bytes held at the end
-/// by a pool that keeps every freed block for its class forever: per pooled
-/// class, the most blocks of it live at once times its upstream size, plus
-/// the live bytes of the requests it does not pool. See class_floor_per_live.
+/// then `steps` replacements) and returns the most upstream bytes held at
+/// once by a pool that keeps every freed block for its class forever: per
+/// pooled class, the most blocks of it live at once times its upstream size,
+/// plus the live bytes of the requests it does not pool. See
+/// class_floor_per_live.
 double class_cache_floor_bytes(std::size_t steps, const zeropool::pool_config& config) {
     const zeropool::pool_config c = zeropool::normalize(config);
-    std::map<std::uint32_t, std::pair<std::size_t, std::size_t>> per_class; // live, most live
-    std::size_t unpooled_live = 0;
-    const auto pooled = [&](std::size_t bytes) {
-        return bytes >= c.min_buffer_size && bytes <= c.max_buffer_size;
-    };
-    zeropool_perf::replay_mixed_ring(
-        steps,
-        [&](std::size_t, std::size_t bytes) {
-            if (!pooled(bytes)) {
-                unpooled_live += bytes;
-                return;
-            }
-            auto& [live, most] = per_class[zeropool::detail::class_index(bytes)];
-            most = std::max(most, ++live);
-        },
-        [&](std::size_t, std::size_t bytes) {
-            if (!pooled(bytes)) unpooled_live -= bytes;
-            else --per_class[zeropool::detail::class_index(bytes)].first;
-        });
-    double held = static_cast<double>(unpooled_live);
-    for (const auto& [cls, counts] : per_class)
-        held += static_cast<double>(counts.second * zeropool::detail::upstream_size(cls));
-    return held;
+    return zeropool_perf::exact_class_cache(0, steps, [&c](std::size_t bytes) -> std::size_t {
+               if (bytes < c.min_buffer_size || bytes > c.max_buffer_size) return 0; // not pooled
+               return zeropool::detail::upstream_size(zeropool::detail::class_index(bytes));
+           }).held_peak;
 }
 
 void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config) {
