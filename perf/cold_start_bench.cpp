@@ -33,6 +33,7 @@
 #include <benchmark/benchmark.h>
 
 #include "file_io.hpp"
+#include "peers.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -73,8 +74,7 @@ void touch_pages(std::byte* p, std::size_t n) {
     // p must escape: ClobberMemory() alone (a signal fence in Google Benchmark
     // 1.7.1) lets clang -O3 delete the new[], the stores and the delete[] of
     // the cold_new_delete sample (2 page faults instead of 16387 for 64 MiB).
-    benchmark::DoNotOptimize(p); // this function's own copy of the pointer
-    benchmark::ClobberMemory();
+    zeropool_perf::escape(p); // this function's own copy of the pointer
 }
 
 // ---- the samples, run in a child process -----------------------------------
