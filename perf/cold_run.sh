@@ -11,35 +11,21 @@
 # jemalloc through LD_PRELOAD with MALLOC_CONF=thp:always, when Debian's
 # libjemalloc2 is installed). The repetitions of a row run back to back: in
 # random interleaving, a sample's time depends mostly on how much memory the
-# sample before it freed (see docs/cold_path.md). As root on Debian it installs what it needs (cmake, g++,
-# libbenchmark-dev, libjemalloc2). Builds in Release into build/cold; the JSON
+# sample before it freed (see docs/cold_path.md). As root on Debian it installs what it needs (the
+# `benchmarks` list of .ci/packages.sh). Builds the CMake preset `perf` into build/perf; the JSON
 # goes to perf/results/cold_start_bench.json, the tables to
 # perf/results/cold_tables.md. Takes about 5 minutes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=$repo/build/cold
+build=$repo/build/perf
 results=$repo/perf/results
 reps=${ZEROPOOL_COLD_REPS:-7}
 
-packages=(cmake g++ make libbenchmark-dev libjemalloc2)
-if command -v dpkg-query >/dev/null 2>&1 && ((EUID == 0)); then
-    missing=()
-    for p in "${packages[@]}"; do
-        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
-            missing+=("$p")
-        fi
-    done
-    if ((${#missing[@]} > 0)); then
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update </dev/null
-        apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
-    fi
-fi
-
-cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DZEROPOOL_BUILD_PERF=ON \
-    -DZEROPOOL_BUILD_TESTS=OFF -DZEROPOOL_INSTALL=OFF >/dev/null
-cmake --build "$build" --parallel 2 --target cold_start_bench
+# shellcheck source=../.ci/packages.sh
+source "$repo/.ci/packages.sh"
+zeropool_install_packages benchmarks
+(cd "$repo" && cmake --preset perf >/dev/null && cmake --build --preset perf --parallel 2 --target cold_start_bench)
 bench=$build/perf/cold_start_bench
 mkdir -p "$results"
 

@@ -3,9 +3,11 @@
 #
 #   bash perf/run_benchmarks.sh
 #
-# 1. builds perf/ in Release into build/perf (CMake; the optional peers are
-#    used when their Debian packages are installed: libtbb-dev,
-#    libgoogle-perftools-dev, libjemalloc-dev, libmimalloc-dev);
+# 1. installs the `benchmarks` list of .ci/packages.sh when a package is
+#    missing (needs root; ZEROPOOL_NO_APT=1 skips it), then builds the CMake
+#    preset `perf` (Release, every benchmark) into build/perf; the optional
+#    peers are used when their Debian packages are installed: libtbb-dev,
+#    libgoogle-perftools-dev, libjemalloc-dev, libmimalloc-dev;
 # 2. runs every benchmark program with repetitions, JSON into perf/results/:
 #    the malloc variants (<program>_tcmalloc, ...) with a filter on their
 #    malloc rows, and the mixed-sizes rows each in a process of its own (their
@@ -35,11 +37,10 @@ demo_mib="${ZEROPOOL_PERF_DEMO_MIB:-512}"
 
 if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     # ---- 1. build ------------------------------------------------------------
-    cmake -S "${repo_root}" -B "${build_dir}" \
-        -DCMAKE_BUILD_TYPE=Release \
-        -DZEROPOOL_BUILD_PERF=ON \
-        -DZEROPOOL_BUILD_TESTS=OFF
-    cmake --build "${build_dir}" --parallel "${jobs}"
+    # shellcheck source=../.ci/packages.sh
+    source "${repo_root}/.ci/packages.sh"
+    zeropool_install_packages benchmarks
+    (cd "${repo_root}" && cmake --preset perf && cmake --build --preset perf --parallel "${jobs}")
     bin="${build_dir}/perf"
 
     mkdir -p "${results}"

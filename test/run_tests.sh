@@ -4,17 +4,18 @@
 # package works, and exits non-zero on any failure.
 #
 #   bash test/run_tests.sh                 all configurations, in this order
-#   bash test/run_tests.sh plain tsan      only these (also: ZEROPOOL_CONFIGS="plain tsan")
+#   bash test/run_tests.sh debug tsan      only these (also: ZEROPOOL_CONFIGS="debug tsan")
 #   bash test/run_tests.sh --list          list the configurations
 #   ZEROPOOL_FUZZ_SECONDS=600 bash test/run_tests.sh fuzz   a longer fuzz run
 #
-# Configurations (build directories under build/, b2's under .b2/):
+# Configurations (the CMake ones are presets of CMakePresets.json, each built in
+# build/<preset>; b2's under .b2/):
 #   b2       b2, g++, debug, warnings as errors: the tests and the benchmarks (built, not run)
-#   plain    CMake, g++, Debug
-#   package  `cmake --install` of the plain build into a scratch prefix, then the consumer
+#   debug    CMake, g++, Debug
+#   package  `cmake --install` of the debug build into a scratch prefix, then the consumer
 #            projects: test/cmake_install_test (find_package), test/cmake_subdir_test
 #            (add_subdirectory), and test/package_consumers.sh (pkg-config with a plain
-#            compiler command, and a b2 project); builds `plain` first if needed
+#            compiler command, and a b2 project); builds `debug` first if needed
 #   docs     Doxygen reference (docs/build_docs.sh): fails on any Doxygen warning
 #   valgrind valgrind memcheck (test/valgrind/run_valgrind.sh): the library never reads
 #            the bytes it hands out; a self-check proves memcheck would report it
@@ -27,8 +28,9 @@
 #   cxx20    CMake, clang++, Release, C++20 without extensions, warnings as errors,
 #            with the benchmarks (built, not run)
 #
-# Run as root on Debian 12, it first installs the Debian packages it needs
-# (apt-get runs only when one is missing; ZEROPOOL_NO_APT=1 skips the check).
+# Run as root on Debian 12, it first installs the Debian packages it needs: the
+# `tests` list of .ci/packages.sh (apt-get runs only when one is missing;
+# ZEROPOOL_NO_APT=1 skips the check).
 # Environment: ZEROPOOL_JOBS (default 2) parallel jobs for builds and ctest.
 # Every test is killed after 300 s (ctest TIMEOUT; `timeout` launcher in b2); a benchmark
 # smoke run after 900 s.
@@ -40,13 +42,13 @@ set -o errtrace
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-all_configs=(b2 plain package docs valgrind asan gasan fuzz tsan cxx20)
+all_configs=(b2 debug package docs valgrind asan gasan fuzz tsan cxx20)
 jobs=${ZEROPOOL_JOBS:-2}
 
 describe() {
     case $1 in
         b2)      echo "b2, g++, debug, warnings-as-errors=on (tests + benchmarks)" ;;
-        plain)   echo "CMake, g++, Debug" ;;
+        debug)   echo "CMake, g++, Debug" ;;
         package) echo "CMake package: install + find_package, add_subdirectory, pkg-config and b2 consumers" ;;
         docs)    echo "Doxygen reference, warnings as errors" ;;
         valgrind) echo "valgrind memcheck: no read of uninitialised bytes" ;;
@@ -141,59 +143,24 @@ print_durations() {
 
 install_packages() {
     current="packages"
-    local packages=(
-        libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-container1.81-dev
-        libbenchmark-dev cmake make g++ clang
-        libclang-rt-14-dev # clang's sanitizer runtimes and libFuzzer (only a Recommends of clang)
-        pkg-config doxygen valgrind
-    )
-    if [[ ${ZEROPOOL_NO_APT:-0} == 1 ]]; then
-        return 0
-    fi
-    if ! command -v dpkg-query >/dev/null 2>&1; then
-        echo "run_tests.sh: not a Debian system; make sure these are installed: ${packages[*]}" >&2
-        return 0
-    fi
-    local missing=() p
-    for p in "${packages[@]}"; do
-        if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
-            missing+=("$p")
-        fi
-    done
-    if ((${#missing[@]} == 0)); then
-        echo "All required Debian packages are installed."
-        return 0
-    fi
-    section "Installing Debian packages: ${missing[*]}"
-    local sudo=()
-    if ((EUID != 0)); then
-        if command -v sudo >/dev/null 2>&1; then
-            sudo=(sudo)
-        else
-            echo "run_tests.sh: missing packages (${missing[*]}) and not root" >&2
-            return 1
-        fi
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update </dev/null
-    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+    # shellcheck source=.ci/packages.sh
+    source "$repo/.ci/packages.sh"
+    zeropool_install_packages tests
 }
 
 # --- building blocks ---------------------------------------------------------------
 
-# cmake_build DIR ARGS...: configure build/DIR from the repository with ARGS, build it.
+# cmake_build PRESET: configure and build a preset of CMakePresets.json (in build/PRESET).
 cmake_build() {
-    local dir=build/$1
-    shift
-    cmake -S . -B "$dir" "$@"
-    cmake --build "$dir" --parallel "$jobs"
+    cmake --preset "$1"
+    cmake --build --preset "$1" --parallel "$jobs"
 }
 
-# ctest_run DIR [PREFIX...]: run the tests of build/DIR (PREFIX runs ctest, e.g. setarch).
+# ctest_run PRESET [PREFIX...]: run the tests of a preset (PREFIX runs ctest, e.g. setarch).
 ctest_run() {
-    local dir=build/$1
+    local preset=$1
     shift
-    "$@" ctest --test-dir "$dir" --output-on-failure --no-tests=error --parallel "$jobs"
+    "$@" ctest --preset "$preset" --parallel "$jobs"
 }
 
 export BOOST_TEST_COLOR_OUTPUT=no
@@ -219,15 +186,14 @@ test_b2() {
     b2 -j"$jobs" toolset=gcc warnings-as-errors=on test
 }
 
-plain_args=(-DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CXX_FLAGS=)
-build_plain() { cmake_build plain "${plain_args[@]}"; }
-test_plain()  { ctest_run plain; }
+build_debug() { cmake_build debug; }
+test_debug()  { ctest_run debug; }
 
 build_package() {
-    # Reuses the plain build (built here only if `plain` did not run).
-    cmake_build plain "${plain_args[@]}"
+    # Reuses the debug build (built here only if `debug` did not run).
+    cmake_build debug
     scratch_prefix=$(mktemp -d)
-    cmake --install build/plain --prefix "$scratch_prefix"
+    cmake --install build/debug --prefix "$scratch_prefix"
     if grep -rIl -- "$repo" "$scratch_prefix"; then
         echo "run_tests.sh: the installed files above name the source or build tree" >&2
         return 1
@@ -241,8 +207,8 @@ build_package() {
     cmake --build build/subdir_test --parallel "$jobs"
 }
 test_package() {
-    ctest_run install_test
-    ctest_run subdir_test
+    ctest --test-dir build/install_test --output-on-failure --no-tests=error
+    ctest --test-dir build/subdir_test --output-on-failure --no-tests=error
     bash test/package_consumers.sh "$scratch_prefix"
     rm -rf "$scratch_prefix"
     scratch_prefix=""
@@ -257,26 +223,16 @@ test_valgrind()  { bash test/valgrind/run_valgrind.sh; }
 build_fuzz() { :; } # run_fuzz.sh builds the fuzzer
 test_fuzz()  { bash test/fuzz/run_fuzz.sh "${ZEROPOOL_FUZZ_SECONDS:-90}"; }
 
-build_asan() {
-    cmake_build asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-        "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-}
+build_asan() { cmake_build asan; }
 test_asan() { ctest_run asan; }
 
 # g++ at -O2 instruments differently from clang at -O0 (it found a false
 # UBSan report on the library's TLS, and a benchmark helper that lost its
 # pointer under ASan); the benchmarks' smoke tests run here too.
-build_gasan() {
-    cmake_build gasan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
-        "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-        -DZEROPOOL_BUILD_PERF=ON -DZEROPOOL_PERF_SMOKE_TESTS=ON
-}
+build_gasan() { cmake_build gasan; }
 test_gasan() { ctest_run gasan; }
 
-build_tsan() {
-    cmake_build tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
-        "-DCMAKE_CXX_FLAGS=-fsanitize=thread -fno-omit-frame-pointer"
-}
+build_tsan() { cmake_build tsan; }
 test_tsan() {
     # gcc 12's TSan cannot map its shadow memory when the kernel randomises
     # mmap with more than 28 bits ("unexpected memory mapping"); run without
@@ -291,11 +247,7 @@ test_tsan() {
     ctest_run tsan "${launcher[@]}"
 }
 
-build_cxx20() {
-    cmake_build cxx20 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS= \
-        -DCMAKE_CXX_STANDARD=20 -DCMAKE_CXX_STANDARD_REQUIRED=ON -DCMAKE_CXX_EXTENSIONS=OFF \
-        -DCMAKE_COMPILE_WARNING_AS_ERROR=ON -DZEROPOOL_BUILD_PERF=ON
-}
+build_cxx20() { cmake_build cxx20; }
 test_cxx20() { ctest_run cxx20; }
 
 # --- main ------------------------------------------------------------------------

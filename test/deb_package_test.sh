@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# zeropool: the Debian package test. Builds libzeropool-dev with CPack,
+# installs it with `apt-get install ./<file>.deb`, builds and runs the two
+# consumers against the installed package (no prefix given to either):
+#   1. CMake: test/cmake_install_test, find_package(zeropool CONFIG);
+#   2. pkg-config: test/pkgconfig_test/main.cpp, compiled with
+#      `c++ -std=c++17 main.cpp $(pkg-config --cflags --libs zeropool)`;
+# then removes the package and checks that it left no file behind.
+#
+#   bash test/deb_package_test.sh --install-into-this-system
+#
+# It installs into /usr of the machine it runs on, so it asks for that flag:
+# CI runs it in a fresh Debian 12 root (.ci/run). Needs root. Installs the
+# `deb` list of .ci/packages.sh first. Builds the CMake preset `deb` into
+# build/deb; the package is build/deb/libzeropool-dev_<version>_<arch>.deb.
+set -euo pipefail
+
+if [[ ${1:-} != --install-into-this-system ]]; then
+    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    exit 2
+fi
+if ((EUID != 0)); then
+    echo "deb_package_test.sh: needs root (apt-get install)" >&2
+    exit 2
+fi
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+fail() {
+    echo "deb_package_test.sh: FAILED: $*" >&2
+    exit 1
+}
+trap 'echo "deb_package_test.sh: FAILED (exit status $?, line $LINENO)" >&2' ERR
+
+# shellcheck source=../.ci/packages.sh
+source .ci/packages.sh
+zeropool_install_packages deb
+
+if dpkg-query -W libzeropool-dev >/dev/null 2>&1; then
+    fail "libzeropool-dev is installed already: remove it first (apt-get remove libzeropool-dev)"
+fi
+
+# --- build the package ------------------------------------------------------------
+cmake --preset deb
+cmake --build --preset deb --parallel "$(nproc 2>/dev/null || echo 2)"
+rm -f build/deb/libzeropool-dev_*.deb
+(cd build/deb && cpack -G DEB)
+debs=(build/deb/libzeropool-dev_*.deb)
+((${#debs[@]} == 1)) && [[ -f ${debs[0]} ]] || fail "cpack made no single libzeropool-dev_*.deb in build/deb"
+deb=${debs[0]}
+echo "== $deb"
+dpkg-deb --info "$deb"
+contents=$(dpkg-deb --contents "$deb")
+echo "$contents"
+for wanted in '/usr/include/zeropool/zeropool.hpp' '/usr/lib/[^ ]*/libzeropool\.a' \
+    '/usr/lib/[^ ]*/cmake/zeropool/zeropool-config\.cmake' '/usr/lib/[^ ]*/pkgconfig/zeropool\.pc'; do
+    grep -q " \.$wanted\$" <<<"$contents" || fail "the package has no file matching $wanted"
+done
+
+# --- install it, as a user would ----------------------------------------------------
+env DEBIAN_FRONTEND=noninteractive apt-get install -y "./$deb" </dev/null
+version=$(dpkg-query -W -f='${Version}' libzeropool-dev)
+echo "== installed libzeropool-dev $version"
+
+# --- 1. find_package consumer ---------------------------------------------------------
+rm -rf build/deb_cmake_consumer
+cmake -S test/cmake_install_test -B build/deb_cmake_consumer -DCMAKE_BUILD_TYPE=Release
+cmake --build build/deb_cmake_consumer
+ctest --test-dir build/deb_cmake_consumer --output-on-failure --no-tests=error
+
+# --- 2. pkg-config consumer ------------------------------------------------------------
+pc_version=$(pkg-config --modversion zeropool)
+[[ $pc_version == "$version" ]] || fail "zeropool.pc says $pc_version, the package says $version"
+mkdir -p build/deb_pkgconfig_consumer
+# shellcheck disable=SC2046 # the flags are meant to be split
+c++ -std=c++17 -Wall -Wextra -Werror test/pkgconfig_test/main.cpp $(pkg-config --cflags --libs zeropool) \
+    -o build/deb_pkgconfig_consumer/zeropool_pkgconfig_test
+build/deb_pkgconfig_consumer/zeropool_pkgconfig_test "$pc_version"
+
+# --- removal leaves nothing behind ---------------------------------------------------
+installed_files=$(dpkg-query -L libzeropool-dev | while read -r f; do if [[ -f $f ]]; then echo "$f"; fi; done)
+env DEBIAN_FRONTEND=noninteractive apt-get remove -y libzeropool-dev </dev/null
+left=$(while read -r f; do if [[ -n $f && -e $f ]]; then echo "$f"; fi; done <<<"$installed_files")
+[[ -z $left ]] || fail "apt-get remove left these files: $left"
+
+echo "== deb package: built, installed, find_package and pkg-config consumers ok, removed (libzeropool-dev $version)"
