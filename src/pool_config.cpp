@@ -2,7 +2,7 @@
 #include <zeropool/pool_config.hpp>
 
 #include <zeropool/detail/size_class.hpp>
-#include <zeropool/detail/thread_cache.hpp>
+#include "thread_cache.hpp"
 
 #include <thread>
 

@@ -25,10 +25,10 @@
 
 #include <zeropool/page_resource.hpp> // page_resource::page_size()
 
-#include <zeropool/detail/shard.hpp>
+#include "shard.hpp"
 #include <zeropool/detail/size_class.hpp>
-#include <zeropool/detail/thread_cache.hpp>
-#include <zeropool/detail/thread_registry.hpp>
+#include "thread_cache.hpp"
+#include "thread_registry.hpp"
 
 #include <cstdint>
 #include <limits>

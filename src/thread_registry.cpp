@@ -1,7 +1,7 @@
 // zeropool: the process-wide registry of pools and thread caches, thread exit
-// and fork handling. See include/zeropool/detail/thread_registry.hpp for who
+// and fork handling. See src/thread_registry.hpp for who
 // touches what and the lock order.
-#include <zeropool/detail/thread_registry.hpp>
+#include "thread_registry.hpp"
 
 #include <mutex>
 #include <new>

@@ -57,6 +57,10 @@ for wanted in '/usr/include/zeropool/zeropool.hpp' '/usr/lib/[^ ]*/libzeropool\.
     grep -q " \.$wanted\$" <<<"$contents" || fail "the package has no file matching $wanted"
 done
 
+if grep -q 'thread_registry\|thread_cache\|/shard\.hpp' <<<"$contents"; then
+    fail "the package ships internal headers (they belong in src/)"
+fi
+
 # --- install it, as a user would ----------------------------------------------------
 env DEBIAN_FRONTEND=noninteractive apt-get install -y "./$deb" </dev/null
 version=$(dpkg-query -W -f='${Version}' libzeropool-dev)

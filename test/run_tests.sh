@@ -198,6 +198,11 @@ build_package() {
         echo "run_tests.sh: the installed files above name the source or build tree" >&2
         return 1
     fi
+    # Only the public API is installed: no header declares a thread_local.
+    if grep -rlw thread_local "$scratch_prefix/include"; then
+        echo "run_tests.sh: the installed headers above declare a thread_local (internals belong in src/)" >&2
+        return 1
+    fi
     rm -rf build/install_test build/subdir_test
     cmake -S test/cmake_install_test -B build/install_test \
         -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_PREFIX_PATH="$scratch_prefix"

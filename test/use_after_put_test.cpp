@@ -1,5 +1,5 @@
 // Use-after-put detection: in AddressSanitizer builds the pool poisons idle
-// blocks (include/zeropool/detail/asan.hpp), so a write to a buffer after put()
+// blocks (src/asan.hpp), so a write to a buffer after put()
 // or deallocate() is reported by ASan, as it would be after delete. Each case
 // runs the faulty code in a forked child and expects ASan's report and a
 // failing exit; a control child running the same code without the stale write

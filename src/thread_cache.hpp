@@ -12,11 +12,11 @@
 //   pool_, pool_id_, prev_, next_, dead_      the registry mutex (see
 //       thread_registry.hpp): the links of the pool's list of caches, and
 //       whether the pool has been destroyed.
-#ifndef ZEROPOOL_DETAIL_THREAD_CACHE_HPP
-#define ZEROPOOL_DETAIL_THREAD_CACHE_HPP
+#ifndef ZEROPOOL_SRC_THREAD_CACHE_HPP
+#define ZEROPOOL_SRC_THREAD_CACHE_HPP
 
 #include <zeropool/config.hpp>
-#include <zeropool/detail/asan.hpp>
+#include "asan.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -243,4 +243,4 @@ private:
 
 } // namespace zeropool::detail
 
-#endif // ZEROPOOL_DETAIL_THREAD_CACHE_HPP
+#endif // ZEROPOOL_SRC_THREAD_CACHE_HPP

@@ -21,10 +21,10 @@
 //
 // Lock order: registry mutex, then a shard mutex. Nothing takes the registry
 // mutex while holding a shard mutex.
-#ifndef ZEROPOOL_DETAIL_THREAD_REGISTRY_HPP
-#define ZEROPOOL_DETAIL_THREAD_REGISTRY_HPP
+#ifndef ZEROPOOL_SRC_THREAD_REGISTRY_HPP
+#define ZEROPOOL_SRC_THREAD_REGISTRY_HPP
 
-#include <zeropool/detail/thread_cache.hpp>
+#include "thread_cache.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -145,4 +145,4 @@ void with_registry_locked(void (*fn)(void*) noexcept, void* context) noexcept;
 
 } // namespace zeropool::detail
 
-#endif // ZEROPOOL_DETAIL_THREAD_REGISTRY_HPP
+#endif // ZEROPOOL_SRC_THREAD_REGISTRY_HPP

@@ -6,12 +6,12 @@
 //       read without it to skip empty shards; a stale value only costs a
 //       needless lock or a look elsewhere.
 //   mutex_ is also taken by the fork prepare handler (thread_registry.cpp).
-#ifndef ZEROPOOL_DETAIL_SHARD_HPP
-#define ZEROPOOL_DETAIL_SHARD_HPP
+#ifndef ZEROPOOL_SRC_SHARD_HPP
+#define ZEROPOOL_SRC_SHARD_HPP
 
-#include <zeropool/detail/asan.hpp>
+#include "asan.hpp"
 #include <zeropool/detail/size_class.hpp>
-#include <zeropool/detail/thread_cache.hpp>
+#include "thread_cache.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -160,4 +160,4 @@ private:
 
 } // namespace zeropool::detail
 
-#endif // ZEROPOOL_DETAIL_SHARD_HPP
+#endif // ZEROPOOL_SRC_SHARD_HPP

@@ -4,8 +4,8 @@
 // idle (in a thread cache or a shard) and unpoisoned when it leaves that tier,
 // so a write to a buffer after put() or deallocate() is reported by ASan, as it
 // would be after delete. Elsewhere the macros expand to nothing.
-#ifndef ZEROPOOL_DETAIL_ASAN_HPP
-#define ZEROPOOL_DETAIL_ASAN_HPP
+#ifndef ZEROPOOL_SRC_ASAN_HPP
+#define ZEROPOOL_SRC_ASAN_HPP
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ZEROPOOL_ASAN 1
@@ -26,4 +26,4 @@
 #define ZEROPOOL_UNPOISON_IDLE(p, n) ((void)(p), (void)(n))
 #endif
 
-#endif // ZEROPOOL_DETAIL_ASAN_HPP
+#endif // ZEROPOOL_SRC_ASAN_HPP
