@@ -8,12 +8,13 @@
 
 #include <zeropool/detail/size_class.hpp>
 
+#include "pages.hpp"
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <new>
 #include <string>
 
@@ -29,7 +30,7 @@ namespace zeropool {
 
 namespace {
 
-constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / 4;
+using detail::max_request;
 
 std::size_t round_up(std::size_t v, std::size_t to) noexcept { return (v + to - 1) & ~(to - 1); }
 
@@ -87,12 +88,10 @@ void unmap_or_die(void* p, std::size_t size) noexcept {
 
 /// Faults every page of [p, p + size) in, writing zero (fresh anonymous pages
 /// are zero already). Returns false when the memory cannot be provided.
-bool populate(void* p, std::size_t size, std::size_t page) noexcept {
+bool populate(void* p, std::size_t size) noexcept {
     if (::madvise(p, size, MADV_POPULATE_WRITE) == 0) return true;
     if (errno != EINVAL) return false; // ENOMEM, EFAULT, EHWPOISON: no memory behind it
-    // Kernel older than 5.14: one write per page.
-    auto* bytes = static_cast<volatile unsigned char*>(p);
-    for (std::size_t off = 0; off < size; off += page) bytes[off] = 0;
+    detail::touch_pages(p, size); // kernel older than 5.14: one write per page
     return true;
 }
 
@@ -111,13 +110,7 @@ thp_mode page_resource::parse_thp_mode(const char* text) noexcept {
     return thp_mode::unsupported;
 }
 
-std::size_t page_resource::page_size() noexcept {
-    static const std::size_t size = [] {
-        const long v = ::sysconf(_SC_PAGESIZE);
-        return v > 0 ? static_cast<std::size_t>(v) : std::size_t{4096};
-    }();
-    return size;
-}
+std::size_t page_resource::page_size() noexcept { return detail::system_page_size(); }
 
 std::size_t page_resource::huge_page_size() noexcept { return huge_pages().size; }
 
@@ -182,7 +175,7 @@ void* page_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
             advice_refused_.fetch_add(1, std::memory_order_relaxed); // plain pages then
         }
     }
-    if (options_.populate && !populate(p, size, page_size())) {
+    if (options_.populate && !populate(p, size)) {
         unmap_or_die(p, size);
         throw std::bad_alloc();
     }

@@ -1,17 +1,19 @@
 // zeropool: the per-(thread, pool) cache of idle blocks.
 //
 // Who touches what:
-//   slots (cls_, ptr_), reserved_, memo_     owner thread only. The pool's
-//       destructor also drains them, which the contract orders after the
-//       owner's last call on that pool (using a pool while it is destroyed is
-//       the caller's bug).
+//   slots (cls_, ptr_), reserved_, memo_     owner thread only, and the pool's
+//       destructor, which empties the cache after the owner's last call on
+//       that pool (using a pool while it is destroyed is the caller's bug)
+//       and while the registry keeps the owner off it (draining_).
 //   state_ (count and hits), room_, reserved_   written by the owner thread only,
 //       as relaxed atomic stores (plain moves on x86, no read-modify-write);
 //       read by stats() from any thread (held = reserved_ - room_, a snapshot
 //       that may be off by the block in flight).
-//   pool_, pool_id_, prev_, next_, dead_      the registry mutex (see
-//       thread_registry.hpp): the links of the pool's list of caches, and
-//       whether the pool has been destroyed.
+//   pool_, prev_, next_, dead_, draining_, orphaned_   the registry mutex
+//       (see thread_registry.hpp): the links of the pool's list of caches,
+//       whether the pool has been destroyed, and who frees a dead cache.
+//   The pool's destructor empties a dead cache without the registry mutex,
+//   while draining_ is set (the owner thread keeps off it then).
 #ifndef ZEROPOOL_SRC_THREAD_CACHE_HPP
 #define ZEROPOOL_SRC_THREAD_CACHE_HPP
 
@@ -24,7 +26,7 @@
 
 namespace zeropool::detail {
 
-struct pool_handle;
+class registered_pool;
 
 /// One idle block: its address and size class.
 struct cached_block {
@@ -50,8 +52,7 @@ public:
     /// The class of the initial memo: no request has it, and it is not empty_class.
     static constexpr std::uint32_t no_class = ~std::uint32_t{0} - 1;
 
-    thread_cache(pool_handle& pool, std::uint64_t pool_id, std::uint32_t capacity) noexcept
-        : pool_(&pool), pool_id_(pool_id), capacity_(capacity) {
+    thread_cache(registered_pool& pool, std::uint32_t capacity) noexcept : pool_(&pool), capacity_(capacity) {
         cls_[0] = empty_class;
         ptr_[0] = nullptr;
     }
@@ -164,7 +165,8 @@ public:
         last_miss_ = cls;
         return repeated;
     }
-    /// Blocks held. Owner thread only.
+    /// Blocks held. Exact for the owner thread; a relaxed snapshot for any
+    /// other (stats()).
     std::uint32_t count() const noexcept {
         return static_cast<std::uint32_t>(state_.load(std::memory_order_relaxed) & count_mask);
     }
@@ -184,7 +186,7 @@ public:
     // ---- any thread (relaxed snapshots for stats) ----------------------------
 
     std::uint64_t hits() const noexcept { return state_.load(std::memory_order_relaxed) >> hits_shift; }
-    std::uint32_t published_count() const noexcept { return count(); }
+    /// Idle bytes in the slots, as a relaxed snapshot for stats().
     std::size_t published_held() const noexcept {
         const std::size_t reserved = reserved_.load(std::memory_order_relaxed);
         const std::size_t room = room_.load(std::memory_order_relaxed);
@@ -193,11 +195,12 @@ public:
 
     // ---- registry mutex ----------------------------------------------------
 
-    pool_handle* pool_;            // the pool these blocks belong to
-    std::uint64_t pool_id_;        // that pool's never-reused id
+    registered_pool* pool_;        // the pool these blocks belong to
     thread_cache* prev_ = nullptr; // the pool's list of caches
     thread_cache* next_ = nullptr;
-    bool dead_ = false;            // the pool is destroyed; the owner frees this record
+    bool dead_ = false;            // the pool is unregistered
+    bool draining_ = false;        // dead, and the pool's destructor is emptying it
+    bool orphaned_ = false;        // the owner let go while draining_: release_dead_cache frees it
 
 private:
     void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {

@@ -22,7 +22,7 @@ namespace {
 
 struct registry {
     std::mutex mutex;
-    pool_handle* pools = nullptr; // live pools, under mutex
+    registered_pool* pools = nullptr; // live pools, under mutex
     std::atomic<std::uint32_t> next_thread_index{0};
     std::atomic<std::uint64_t> next_pool_id{1};
 };
@@ -51,10 +51,18 @@ void clear_slots_of(thread_locals& t, const thread_cache* c) noexcept {
     if (t.mru.cache == c) t.mru = tls_slot{0, nullptr};
 }
 
-void unlink_cache(pool_handle& pool, thread_cache& c) noexcept {
+void unlink_cache(registered_pool& pool, thread_cache& c) noexcept {
     if (c.prev_) c.prev_->next_ = c.next_; else pool.caches = c.next_;
     if (c.next_) c.next_->prev_ = c.prev_;
     c.prev_ = c.next_ = nullptr;
+}
+
+// The owner thread is done with the dead cache `c`: frees it, unless the
+// pool's destructor is still emptying it (then the destructor frees it).
+// Registry mutex held.
+void let_go_of_dead_cache(thread_cache* c) noexcept {
+    if (c->draining_) c->orphaned_ = true;
+    else delete c;
 }
 
 // Frees the records of pools that have been destroyed. Amortised O(1) per
@@ -68,7 +76,7 @@ void sweep_dead_records(thread_locals& t) noexcept {
             thread_cache* c = it->second;
             if (c->dead_) {
                 clear_slots_of(t, c);
-                delete c;
+                let_go_of_dead_cache(c);
                 it = r.by_pool.erase(it);
             } else {
                 ++it;
@@ -93,8 +101,12 @@ void on_thread_exit() noexcept {
         std::lock_guard<std::mutex> lock(reg().mutex);
         for (auto& entry : r->by_pool) {
             thread_cache& c = *entry.second;
-            if (c.dead_) continue;
-            pool_handle& pool = *c.pool_;
+            if (c.dead_) {
+                let_go_of_dead_cache(&c);
+                entry.second = nullptr;
+                continue;
+            }
+            registered_pool& pool = *c.pool_;
             unlink_cache(pool, c);
             pool.retired_hits += c.hits();
             pool.exiting_flushes.fetch_add(1, std::memory_order_relaxed);
@@ -104,11 +116,10 @@ void on_thread_exit() noexcept {
     // until its exiting_flushes count drops back (see unregister_pool).
     for (auto& entry : r->by_pool) {
         thread_cache* c = entry.second;
-        if (!c->dead_) {
-            pool_handle& pool = *c->pool_;
-            pool.flush_exiting(pool, *c);
-            pool.exiting_flushes.fetch_sub(1, std::memory_order_release);
-        }
+        if (c == nullptr) continue;
+        registered_pool& pool = *c->pool_;
+        pool.flush_exiting(*c);
+        pool.exiting_flushes.fetch_sub(1, std::memory_order_release);
         delete c;
     }
     delete r;
@@ -131,19 +142,19 @@ void arm_exit_handler() {
 void fork_prepare() noexcept {
     registry& r = reg();
     r.mutex.lock();
-    for (pool_handle* p = r.pools; p; p = p->next) p->lock_for_fork(*p);
+    for (registered_pool* p = r.pools; p; p = p->next) p->lock_for_fork();
 }
 
 void fork_parent() noexcept {
     registry& r = reg();
-    for (pool_handle* p = r.pools; p; p = p->next) p->unlock_after_fork(*p, false);
+    for (registered_pool* p = r.pools; p; p = p->next) p->unlock_after_fork();
     r.mutex.unlock();
 }
 
 void fork_child() noexcept {
     registry& r = reg();
-    for (pool_handle* p = r.pools; p; p = p->next) {
-        p->unlock_after_fork(*p, true);
+    for (registered_pool* p = r.pools; p; p = p->next) {
+        p->unlock_after_fork();
         // Threads that were handing blocks back do not exist in the child.
         p->exiting_flushes.store(0, std::memory_order_relaxed);
     }
@@ -152,7 +163,7 @@ void fork_child() noexcept {
 
 } // namespace
 
-thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) noexcept {
+thread_cache* find_or_create_cache(registered_pool& pool, std::uint32_t capacity) noexcept {
     thread_locals& t = this_thread_locals();
     if (t.phase == thread_phase::torn_down) return nullptr;
     try {
@@ -169,7 +180,7 @@ thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) no
         } else {
             sweep_dead_records(t);
             auto inserted = table.emplace(pool.id, nullptr).first;
-            c = new (std::nothrow) thread_cache(pool, pool.id, capacity);
+            c = new (std::nothrow) thread_cache(pool, capacity);
             if (c == nullptr) {
                 table.erase(inserted);
                 return nullptr;
@@ -188,7 +199,7 @@ thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) no
     }
 }
 
-thread_cache* find_cache(const pool_handle& pool) noexcept {
+thread_cache* find_cache(const registered_pool& pool) noexcept {
     if (thread_cache* c = find_cache_fast(pool.id)) return c;
     thread_records* r = this_thread_locals().records;
     if (r == nullptr) return nullptr;
@@ -207,7 +218,7 @@ std::uint64_t new_pool_id() noexcept {
     return reg().next_pool_id.fetch_add(1, std::memory_order_relaxed);
 }
 
-void register_pool(pool_handle& pool) noexcept {
+void register_pool(registered_pool& pool) noexcept {
     static const int installed = pthread_atfork(fork_prepare, fork_parent, fork_child);
     (void)installed;
     registry& r = reg();
@@ -217,35 +228,44 @@ void register_pool(pool_handle& pool) noexcept {
     r.pools = &pool;
 }
 
-void unregister_pool(pool_handle& pool, void (*drain)(void*, thread_cache&) noexcept,
-                     void* context) noexcept {
+thread_cache* unregister_pool(registered_pool& pool) noexcept {
     registry& r = reg();
+    thread_cache* dead = nullptr;
     {
         std::lock_guard<std::mutex> lock(r.mutex);
         if (pool.prev) pool.prev->next = pool.next; else r.pools = pool.next;
         if (pool.next) pool.next->prev = pool.prev;
-        for (thread_cache* c = pool.caches; c;) {
-            thread_cache* next = c->next_;
-            c->dead_ = true; // its owner frees the record later
-            c->prev_ = c->next_ = nullptr;
-            drain(context, *c);
-            c = next;
+        dead = pool.caches; // keeps its links: from now on the caller's list
+        for (thread_cache* c = dead; c; c = c->next_) {
+            c->dead_ = true;
+            c->draining_ = true;
         }
         pool.caches = nullptr;
     }
     while (pool.exiting_flushes.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    return dead;
 }
 
-std::uint64_t visit_caches(pool_handle& pool, void (*visit)(void*, const thread_cache&) noexcept,
-                           void* context) noexcept {
+void release_dead_cache(thread_cache* cache) noexcept {
     std::lock_guard<std::mutex> lock(reg().mutex);
-    for (const thread_cache* c = pool.caches; c; c = c->next_) visit(context, *c);
-    return pool.retired_hits;
+    if (cache->orphaned_) {
+        delete cache;
+    } else {
+        cache->draining_ = false;
+        cache->prev_ = cache->next_ = nullptr;
+    }
 }
 
-void with_registry_locked(void (*fn)(void*) noexcept, void* context) noexcept {
+cache_totals sum_caches(const registered_pool& pool) noexcept {
+    cache_totals t;
     std::lock_guard<std::mutex> lock(reg().mutex);
-    fn(context);
+    for (const thread_cache* c = pool.caches; c; c = c->next_) {
+        t.hits += c->hits();
+        t.blocks += c->count();
+        t.bytes += c->published_held();
+    }
+    t.hits += pool.retired_hits;
+    return t;
 }
 
 } // namespace zeropool::detail

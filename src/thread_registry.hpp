@@ -1,7 +1,7 @@
 // zeropool: which thread caches exist, for which pools, and their lifecycle.
 //
 // Each thread keeps, per pool it has used, one thread_cache. The pool keys
-// it by an id that is never reused (pool_handle::id), never by address, so a
+// it by an id that is never reused (registered_pool::id), never by address, so a
 // pool built where a destroyed one lived never finds its predecessor's cache.
 //
 // Who touches what:
@@ -10,17 +10,23 @@
 //       (pool id -> cache) behind it, the thread's record table, its
 //       shard index and its lifecycle phase. Trivially destructible, so it
 //       stays readable during and after the thread's C++ teardown.
-//   pool_handle::caches, prev/next (the list of live pools), retired_hits,
-//   thread_cache::{pool_, prev_, next_, dead_}   the registry mutex, one per
-//       process: taken when a thread first uses a pool, when a thread exits,
-//       when a pool is destroyed, by stats() and by the fork handlers; never
-//       on the hit path, and never while calling an upstream resource.
-//   pool_handle::exiting_flushes   atomic: threads that unlinked a cache from
-//       the pool under the mutex and are now handing its blocks back; the
-//       pool's destructor waits for it to reach 0 before freeing its shards.
+//   registered_pool::{caches, prev, next, retired_hits},
+//   thread_cache::{pool_, prev_, next_, dead_, draining_, orphaned_}
+//       the registry mutex, one per process: taken when a thread first uses
+//       a pool, when a thread exits, when a pool is destroyed, by stats() and
+//       by the fork handlers; never on the hit path. Nothing under it calls a
+//       pool except lock_for_fork / unlock_after_fork, which only lock: no
+//       upstream call and no allocation happens under it, by construction.
+//   registered_pool::exiting_flushes   atomic: threads that unlinked a cache
+//       from the pool under the mutex and are now handing its blocks back;
+//       unregister_pool waits for it to reach 0.
+//   A dead cache (its pool unregistered) with draining_ set is being emptied
+//   by the pool's destructor, without the mutex; its owner thread then
+//   neither frees it nor touches its slots, but sets orphaned_ so that
+//   release_dead_cache() frees it.
 //
-// Lock order: registry mutex, then a shard mutex. Nothing takes the registry
-// mutex while holding a shard mutex.
+// Lock order: registry mutex, then a pool's shard-set mutex, then a shard
+// mutex. Nothing takes the registry mutex while holding a pool's mutex.
 #ifndef ZEROPOOL_SRC_THREAD_REGISTRY_HPP
 #define ZEROPOOL_SRC_THREAD_REGISTRY_HPP
 
@@ -38,28 +44,40 @@
 
 namespace zeropool::detail {
 
-/// The registry's view of one pool. Lives as long as the pool.
-struct pool_handle {
-    /// Hands the blocks of an exiting thread's cache back to the pool (to a
-    /// shard, or upstream beyond the caps). Called without the registry mutex.
-    using flush_fn = void (*)(pool_handle&, thread_cache&) noexcept;
-    /// Takes (or releases) every lock of the pool, around fork().
-    using fork_lock_fn = void (*)(pool_handle&) noexcept;
-    using fork_unlock_fn = void (*)(pool_handle&, bool in_child) noexcept;
+/// What the registry knows of one pool, and what it may ask of it. The pool
+/// implements it and registers it for its whole life (register_pool /
+/// unregister_pool).
+class registered_pool {
+public:
+    explicit registered_pool(std::uint64_t pool_id) noexcept : id(pool_id) {}
+    registered_pool(const registered_pool&) = delete;
+    registered_pool& operator=(const registered_pool&) = delete;
 
-    void* owner = nullptr;
-    std::uint64_t id = 0;
-    flush_fn flush_exiting = nullptr;
-    fork_lock_fn lock_for_fork = nullptr;
-    fork_unlock_fn unlock_after_fork = nullptr;
+    /// Never reused in the process; keys the thread caches.
+    const std::uint64_t id;
+
+    /// Hands the blocks of an exiting thread's cache back to the pool (to a
+    /// shard, or upstream beyond the caps) and gives its reservation back.
+    /// Called without the registry mutex, by the exiting thread.
+    virtual void flush_exiting(thread_cache& cache) noexcept = 0;
+    /// Takes every lock of the pool before fork(). Called under the registry
+    /// mutex: it must only lock, not allocate nor call upstream.
+    virtual void lock_for_fork() noexcept = 0;
+    /// Releases what lock_for_fork() took, in the parent and in the child.
+    virtual void unlock_after_fork() noexcept = 0;
 
     // Registry mutex.
     thread_cache* caches = nullptr;      // caches of live threads holding blocks of this pool
-    pool_handle* prev = nullptr;         // list of live pools (for fork)
-    pool_handle* next = nullptr;
+    registered_pool* prev = nullptr;     // list of live pools (for fork)
+    registered_pool* next = nullptr;
     std::uint64_t retired_hits = 0;      // hits of caches that are gone
 
+    /// Threads that unlinked a cache from the pool under the mutex and are
+    /// now handing its blocks back; unregister_pool waits for 0.
     std::atomic<std::uint32_t> exiting_flushes{0};
+
+protected:
+    ~registered_pool() = default;
 };
 
 /// One entry of the direct-mapped table: the cache of pool `pool_id`.
@@ -112,11 +130,11 @@ ZEROPOOL_ALWAYS_INLINE thread_cache* find_cache_fast(std::uint64_t id) noexcept 
 /// The calling thread's cache for `pool`, created and registered on first
 /// use. nullptr when the thread is torn down or memory for the record cannot
 /// be had (the caller then bypasses the cache).
-thread_cache* find_or_create_cache(pool_handle& pool, std::uint32_t capacity) noexcept;
+thread_cache* find_or_create_cache(registered_pool& pool, std::uint32_t capacity) noexcept;
 
 /// The calling thread's cache for `pool` if it has one, else nullptr. Never
 /// creates one.
-thread_cache* find_cache(const pool_handle& pool) noexcept;
+thread_cache* find_cache(const registered_pool& pool) noexcept;
 
 /// A small number unique to the calling thread (assigned on first use), used
 /// to pick its home shard.
@@ -126,22 +144,28 @@ std::uint32_t thread_index() noexcept;
 std::uint64_t new_pool_id() noexcept;
 
 /// Adds `pool` to the list of live pools (installs the fork handlers once).
-void register_pool(pool_handle& pool) noexcept;
+void register_pool(registered_pool& pool) noexcept;
 
-/// Removes `pool` from the registry: every cache still holding its blocks is
-/// marked dead and passed to `drain(context, cache)` under the registry mutex
-/// (drain must only move blocks out, not call upstream). Then waits until no
-/// exiting thread is still handing blocks back to the pool.
-void unregister_pool(pool_handle& pool, void (*drain)(void*, thread_cache&) noexcept,
-                     void* context) noexcept;
+/// Removes `pool` from the registry, then waits until no exiting thread is
+/// still handing blocks back to it. Returns the caches of live threads that
+/// still hold its blocks, linked through next_: each is marked dead, and its
+/// owner thread will not free it until the caller, having emptied it without
+/// the registry mutex, passes it to release_dead_cache(). So the caller
+/// returns those blocks upstream under no registry lock.
+thread_cache* unregister_pool(registered_pool& pool) noexcept;
 
-/// Calls `visit(context, cache)` under the registry mutex for every live
-/// cache of `pool`, and returns the hits of its retired caches.
-std::uint64_t visit_caches(pool_handle& pool, void (*visit)(void*, const thread_cache&) noexcept,
-                           void* context) noexcept;
+/// Ends the use of a cache returned by unregister_pool(): frees it when its
+/// owner thread has let go of it meanwhile, else leaves it to that thread.
+void release_dead_cache(thread_cache* cache) noexcept;
 
-/// Runs `fn(context)` under the registry mutex (for lazily created shards).
-void with_registry_locked(void (*fn)(void*) noexcept, void* context) noexcept;
+/// The counters of `pool`'s caches: of its live caches, and the hits of the
+/// caches that are gone. Read under the registry mutex.
+struct cache_totals {
+    std::uint64_t hits = 0;
+    std::size_t blocks = 0;
+    std::size_t bytes = 0;
+};
+cache_totals sum_caches(const registered_pool& pool) noexcept;
 
 } // namespace zeropool::detail
 

@@ -655,7 +655,7 @@ BOOST_AUTO_TEST_CASE(huge_sizes_and_bad_alignments_throw_without_upstream, *boos
     recording_resource upstream;
     {
         sharded_buffer_resource pool(pool_config{}.with_min_buffer_size(1).with_max_buffer_size(size_max), &upstream);
-        for (std::size_t bytes : {size_max, size_max - 4095, size_max / 2 + 1}) {
+        for (std::size_t bytes : {size_max, size_max - 4095, zeropool::detail::max_request + 1}) {
             BOOST_TEST_CONTEXT("allocate(" << bytes << ")") {
                 BOOST_CHECK_THROW(static_cast<void>(pool.allocate(bytes, 16)), std::bad_alloc);
             }
@@ -668,9 +668,9 @@ BOOST_AUTO_TEST_CASE(huge_sizes_and_bad_alignments_throw_without_upstream, *boos
         }
         BOOST_TEST(upstream.allocate_calls() == 0u);
         expect_same_stats(pool.stats(), pool_stats{});
-        // SIZE_MAX / 2 itself is not rejected up front: it reaches upstream
-        // (which has no such memory and throws).
-        BOOST_CHECK_THROW(static_cast<void>(pool.allocate(size_max / 2, 16)), std::bad_alloc);
+        // detail::max_request itself is not rejected up front: it reaches
+        // upstream (which has no such memory and throws).
+        BOOST_CHECK_THROW(static_cast<void>(pool.allocate(zeropool::detail::max_request, 16)), std::bad_alloc);
         BOOST_TEST(upstream.allocate_calls() == 1u);
     }
     expect_balanced(upstream);

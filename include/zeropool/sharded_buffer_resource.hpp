@@ -18,7 +18,6 @@
 #include <zeropool/pool_config.hpp>
 #include <zeropool/pool_stats.hpp>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -28,10 +27,7 @@
 namespace zeropool {
 
 namespace detail {
-class shard;
-class thread_cache;
-struct cached_block;
-struct pool_handle;
+class pool_core;
 } // namespace detail
 
 /// A thread-safe std::pmr::memory_resource that keeps idle large blocks for
@@ -103,51 +99,23 @@ public:
     const pool_config& config() const noexcept { return config_; }
 
     /// Returns: the upstream resource given at construction.
-    std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+    std::pmr::memory_resource* upstream_resource() const noexcept;
 
 private:
     void* do_allocate(std::size_t bytes, std::size_t alignment) override;
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
-    // Tier routing, out of line (src/sharded_buffer_resource.cpp).
+    // Routing past the hit paths, out of line (src/sharded_buffer_resource.cpp).
     void* allocate_classified(std::size_t bytes, std::size_t alignment);
     void deallocate_classified(void* p, std::size_t bytes, std::size_t alignment) noexcept;
-    void* allocate_slow(std::uint32_t cls);
-    void deallocate_slow(void* p, std::uint32_t cls) noexcept;
-    void* allocate_upstream(std::size_t bytes, std::size_t alignment);
-    void deallocate_upstream(void* p, std::size_t bytes, std::size_t alignment) noexcept;
-    void* take_from_shards(std::uint32_t cls) noexcept;
-    void return_block_upstream(void* p, std::uint32_t cls) noexcept;
-    bool give_to_shards(void* p, std::uint32_t cls, bool budget_held) noexcept;
-    void release_block(void* p, std::uint32_t cls, bool budget_held) noexcept;
-    void release_blocks(const detail::cached_block* blocks, std::uint32_t n) noexcept;
-    void* refill_from_shards(detail::thread_cache& cache, std::uint32_t cls, bool batch) noexcept;
-    void cache_block_slow(detail::thread_cache& cache, void* p, std::uint32_t cls) noexcept;
-    void empty_cache(detail::thread_cache& cache, bool to_upstream) noexcept;
-    detail::shard* shard_at(std::size_t index) noexcept;
-    std::size_t home_shard() const noexcept;
-    bool try_reserve(std::size_t bytes) noexcept;
-    void unreserve(std::size_t bytes) noexcept;
+    bool is_pooled(std::size_t bytes, std::size_t alignment) const noexcept;
 
-    static void flush_exiting_thread(detail::pool_handle& handle, detail::thread_cache& cache) noexcept;
-    static void lock_for_fork(detail::pool_handle& handle) noexcept;
-    static void unlock_after_fork(detail::pool_handle& handle, bool in_child) noexcept;
-
-    // Read on every call (immutable after construction).
-    std::uint64_t id_;                     // never reused; keys the thread caches
-    std::size_t min_pooled_;               // effective min_buffer_size
-    std::size_t max_pooled_;               // effective max_buffer_size
-    std::size_t thread_cache_limit_;       // bytes one thread cache may reserve
-    pool_config config_;                   // effective options
-    std::pmr::memory_resource* upstream_;
-
-    // Shared state: see the table at the top of src/sharded_buffer_resource.cpp.
-    std::unique_ptr<detail::pool_handle> handle_;
-    std::unique_ptr<std::atomic<detail::shard*>[]> shards_;
-    std::atomic<std::size_t> reserved_bytes_{0};
-    std::atomic<std::uint64_t> upstream_allocations_{0};
-    std::atomic<std::uint64_t> upstream_deallocations_{0};
+    // Immutable after construction.
+    std::uint64_t id_;   // the pool's never-reused id (core_->id), here so a hit needs one load
+    pool_config config_; // effective options
+    // The tiers below the hit paths and their books (src/pool_core.hpp).
+    std::unique_ptr<detail::pool_core> core_;
 };
 
 // get and put are inline so that the vector's bookkeeping folds into the

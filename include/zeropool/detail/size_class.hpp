@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace zeropool::detail {
 
@@ -27,6 +28,10 @@ namespace zeropool::detail {
 inline constexpr std::size_t page_alignment = 4096;
 /// Smallest alignment asked of upstream for a pooled block.
 inline constexpr std::size_t min_block_alignment = alignof(std::max_align_t);
+/// Requests larger than this are refused up front (std::bad_alloc) by the
+/// pool and by page_resource, which keeps every size computation free of
+/// wrap-around (a size rounded up to a page, plus an alignment).
+inline constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / 4;
 /// Largest size that may be classified (callers clamp max_buffer_size to it).
 inline constexpr std::size_t max_classified_size = std::size_t{1} << 48;
 
