@@ -36,8 +36,19 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__GNUC__) || defined(__clang__)
+// The TLS model of `tls` (docs/building.md, "Thread-local storage"). Code that
+// can only end up in an executable (not PIC, or PIE) uses initial-exec: one
+// %fs-relative access. Code built for a shared object uses the dynamic model,
+// so that the library can be dlopen()ed however little static TLS glibc has
+// left; with GCC's TLS descriptors (-mtls-dialect=gnu2, set by the builds)
+// that costs a few instructions, and the linker relaxes it back to
+// initial-exec when PIC code is linked into an executable.
+// -DZEROPOOL_INITIAL_EXEC_TLS=1 forces initial-exec.
+#if (defined(__GNUC__) || defined(__clang__)) && \
+    (!defined(__PIC__) || defined(__PIE__) || (defined(ZEROPOOL_INITIAL_EXEC_TLS) && ZEROPOOL_INITIAL_EXEC_TLS))
 #define ZEROPOOL_FAST_TLS __attribute__((tls_model("initial-exec"), visibility("hidden")))
+#elif defined(__GNUC__) || defined(__clang__)
+#define ZEROPOOL_FAST_TLS __attribute__((visibility("hidden")))
 #else
 #define ZEROPOOL_FAST_TLS
 #endif
