@@ -9,9 +9,10 @@
 #ifndef ZEROPOOL_SRC_SHARD_HPP
 #define ZEROPOOL_SRC_SHARD_HPP
 
-#include "asan.hpp"
 #include <zeropool/detail/size_class.hpp>
-#include "thread_cache.hpp"
+
+#include "asan.hpp"
+#include "cached_block.hpp"
 
 #include <atomic>
 #include <cstddef>

@@ -19,6 +19,7 @@
 
 #include <zeropool/config.hpp>
 #include "asan.hpp"
+#include "cached_block.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -27,12 +28,6 @@
 namespace zeropool::detail {
 
 class registered_pool;
-
-/// One idle block: its address and size class.
-struct cached_block {
-    void* ptr;
-    std::uint32_t cls;
-};
 
 /// A small LIFO array of idle blocks owned by one thread for one pool. The
 /// hit paths (take, try_put) take no lock and do no atomic read-modify-write.
