@@ -345,11 +345,11 @@ int run_demo(const options& opt) {
                     "%zu MiB buffer goes to its upstream (new/delete) every time\n",
                     std_largest, opt.size_mib);
     std::printf("zeropool pool after the run: thread_cache_hits=%llu shard_hits=%llu "
-                "upstream_allocations=%llu (upstream_deallocations=%llu, cached_bytes=%zu)\n",
+                "upstream_allocations=%llu (upstream_deallocations=%llu, idle_bytes=%zu)\n",
                 static_cast<unsigned long long>(st.thread_cache_hits),
                 static_cast<unsigned long long>(st.shard_hits),
                 static_cast<unsigned long long>(st.upstream_allocations),
-                static_cast<unsigned long long>(st.upstream_deallocations), st.cached_bytes);
+                static_cast<unsigned long long>(st.upstream_deallocations), st.idle_bytes);
     if (st.upstream_allocations > 1)
         std::printf("note: zeropool went upstream more than once; with the default config it pools "
                     "up to %zu MiB per buffer and caches at most %zu MiB in all\n",

@@ -120,9 +120,9 @@ page_resource::page_resource(const page_resource_options& options) noexcept : op
     const system_huge_pages& system = huge_pages();
     const bool available = system.size != 0 &&
                            (system.mode == thp_mode::always || system.mode == thp_mode::madvise);
-    if (!available) options_.use_huge_pages = false;
+    if (!available) options_.huge_pages = false;
     // Without huge pages (size 0) the threshold is left as given: it is
-    // never consulted, since use_huge_pages is false then.
+    // never consulted, since huge_pages is false then.
     if (options_.huge_page_threshold < system.size) options_.huge_page_threshold = system.size;
 }
 
@@ -142,7 +142,7 @@ std::size_t page_resource::mapping_size(std::size_t bytes) const noexcept {
 
 std::size_t page_resource::mapping_alignment(std::size_t size, std::size_t alignment) const noexcept {
     std::size_t a = alignment < page_size() ? page_size() : alignment;
-    if (options_.use_huge_pages && size >= options_.huge_page_threshold && a < huge_page_size()) {
+    if (options_.huge_pages && size >= options_.huge_page_threshold && a < huge_page_size()) {
         a = huge_page_size(); // so that whole huge pages fit in the block
     }
     return a;
@@ -168,7 +168,7 @@ void* page_resource::do_allocate(std::size_t bytes, std::size_t alignment) {
     void* p = reinterpret_cast<void*>(aligned);
     if (tail != 0) unmap_or_die(static_cast<std::byte*>(p) + size, tail);
 
-    if (options_.use_huge_pages && size >= options_.huge_page_threshold) {
+    if (options_.huge_pages && size >= options_.huge_page_threshold) {
         if (::madvise(p, size, MADV_HUGEPAGE) == 0) {
             huge_advised_.fetch_add(1, std::memory_order_relaxed);
         } else {

@@ -11,13 +11,23 @@
 
 namespace zeropool {
 
-void sharded_buffer_resource::preallocate(std::size_t count, std::size_t size) {
-    // The blocks serve allocate(size) with its default alignment.
-    constexpr std::size_t alignment = alignof(std::max_align_t);
-    if (!is_pooled(size, alignment)) return;
-    const std::uint32_t cls = detail::class_index(detail::classified_size(size, alignment));
-    for (std::size_t i = 0; i < count; ++i)
-        if (!core_->preallocate_block(cls, i)) return; // a cap is reached
+namespace {
+/// The alignment of allocate(size) without one, which preallocate and
+/// good_size serve.
+constexpr std::size_t default_alignment = alignof(std::max_align_t);
+} // namespace
+
+std::size_t sharded_buffer_resource::preallocate(std::size_t count, std::size_t size) {
+    if (!is_pooled(size, default_alignment)) return 0;
+    const std::uint32_t cls = detail::class_index(detail::classified_size(size, default_alignment));
+    std::size_t kept = 0;
+    while (kept < count && core_->preallocate_block(cls, kept)) ++kept; // stops at a cap
+    return kept;
+}
+
+std::size_t sharded_buffer_resource::good_size(std::size_t size) const noexcept {
+    if (!is_pooled(size, default_alignment)) return size;
+    return detail::class_size(detail::class_index(detail::classified_size(size, default_alignment)));
 }
 
 void sharded_buffer_resource::trim() noexcept { core_->trim(); }
@@ -26,13 +36,13 @@ pool_stats sharded_buffer_resource::stats() const noexcept {
     pool_stats st;
     const detail::cache_totals caches = detail::sum_caches(*core_);
     st.thread_cache_hits = caches.hits;
-    st.cached_buffers = caches.blocks;
-    st.cached_bytes = caches.bytes;
+    st.idle_blocks = caches.blocks;
+    st.idle_bytes = caches.bytes;
     core_->shards.for_each([&st](detail::shard& s) noexcept {
         const detail::shard::snapshot snap = s.read();
         st.shard_hits += snap.hits;
-        st.cached_bytes += snap.bytes;
-        st.cached_buffers += snap.blocks;
+        st.idle_bytes += snap.bytes;
+        st.idle_blocks += snap.blocks;
     });
     st.reserved_bytes = core_->budget.used();
     st.upstream_allocations = core_->upstream.allocations();

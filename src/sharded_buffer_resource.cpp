@@ -28,6 +28,9 @@ namespace zeropool {
 
 sharded_buffer_resource::sharded_buffer_resource() : sharded_buffer_resource(pool_config{}) {}
 
+sharded_buffer_resource::sharded_buffer_resource(std::pmr::memory_resource* upstream)
+    : sharded_buffer_resource(pool_config{}, upstream) {}
+
 sharded_buffer_resource::sharded_buffer_resource(const pool_config& config,
                                                  std::pmr::memory_resource* upstream)
     : id_(detail::new_pool_id()), config_(normalize(config)) {

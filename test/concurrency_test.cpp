@@ -192,7 +192,7 @@ BOOST_AUTO_TEST_CASE(producer_consumer_upstream_stays_bounded, *boost::unit_test
         BOOST_TEST(st.shard_hits + st.thread_cache_hits + st.upstream_allocations ==
                    static_cast<std::uint64_t>(operations));
         BOOST_TEST(st.thread_cache_hits > 0u); // the batches served some
-        BOOST_TEST(up.outstanding_blocks() == st.cached_buffers);
+        BOOST_TEST(up.outstanding_blocks() == st.idle_blocks);
     }
     expect_balanced(up);
 }
@@ -293,7 +293,7 @@ BOOST_AUTO_TEST_CASE(producer_consumer_with_get_and_put, *boost::unit_test::time
         const zp::pool_stats st = pool.stats();
         BOOST_TEST_MESSAGE("get/put: " << st.upstream_allocations << " upstream allocations");
         BOOST_TEST(st.upstream_allocations <= 2 * 2 * (depth + 2 + tls_cache));
-        BOOST_TEST(up.outstanding_blocks() == st.cached_buffers);
+        BOOST_TEST(up.outstanding_blocks() == st.idle_blocks);
     }
     expect_balanced(up);
 }
@@ -403,10 +403,10 @@ BOOST_AUTO_TEST_CASE(threads_hammer_one_pool_with_mixed_sizes, *boost::unit_test
 
         // Quiescent: stats are exact and agree with the upstream's books.
         const zp::pool_stats st = pool.stats();
-        BOOST_TEST(st.cached_bytes <= st.reserved_bytes);
+        BOOST_TEST(st.idle_bytes <= st.reserved_bytes);
         BOOST_TEST(st.reserved_bytes <= cap);
-        BOOST_TEST(st.cached_buffers == up.outstanding_blocks());
-        BOOST_TEST(st.cached_bytes == up.outstanding_bytes());
+        BOOST_TEST(st.idle_blocks == up.outstanding_blocks());
+        BOOST_TEST(st.idle_bytes == up.outstanding_bytes());
         BOOST_TEST(st.upstream_allocations == up.allocate_calls());
         BOOST_TEST(st.upstream_deallocations == up.deallocate_calls());
         BOOST_TEST(st.thread_cache_hits + st.shard_hits > 0u); // the pool did pool
@@ -419,7 +419,7 @@ BOOST_AUTO_TEST_CASE(threads_hammer_one_pool_with_mixed_sizes, *boost::unit_test
 // around the cap's scale, every worker moving blocks between its cache and
 // the shards. reserved_bytes (an upper bound of the idle bytes, read in one
 // atomic load) must stay within max_cached_bytes in every stats() snapshot.
-// cached_bytes is summed tier by tier and may count a block that moves
+// idle_bytes is summed tier by tier and may count a block that moves
 // between tiers twice while other threads run (pool_stats.hpp): it is only
 // checked once the pool is quiescent, and its racy excursions are reported.
 BOOST_AUTO_TEST_CASE(idle_byte_budget_never_exceeds_the_cap, *boost::unit_test::timeout(60)) {
@@ -466,21 +466,21 @@ BOOST_AUTO_TEST_CASE(idle_byte_budget_never_exceeds_the_cap, *boost::unit_test::
                 ++over;
                 worst = std::max(worst, st.reserved_bytes);
             }
-            if (st.cached_bytes > cap) {
+            if (st.idle_bytes > cap) {
                 ++cached_over;
-                cached_worst = std::max(cached_worst, st.cached_bytes);
+                cached_worst = std::max(cached_worst, st.idle_bytes);
             }
         }
         stop.store(true);
         for (std::thread& th : threads) th.join();
         BOOST_TEST_MESSAGE("cap: " << samples << " samples, max reserved_bytes " << max_reserved << " of "
-                           << cap << "; cached_bytes (racy sum) above the cap in " << cached_over
+                           << cap << "; idle_bytes (racy sum) above the cap in " << cached_over
                            << " samples, worst " << cached_worst);
         BOOST_TEST(over == 0u, over << " of " << samples << " stats() samples reported reserved_bytes > "
                                     << cap << " (worst " << worst << ")");
         BOOST_TEST(max_reserved > cap / 2); // the workload did press against the cap
         const zp::pool_stats quiet = pool.stats();
-        BOOST_TEST(quiet.cached_bytes <= quiet.reserved_bytes);
+        BOOST_TEST(quiet.idle_bytes <= quiet.reserved_bytes);
         BOOST_TEST(quiet.reserved_bytes <= cap);
     }
     expect_balanced(up);
@@ -576,7 +576,7 @@ BOOST_AUTO_TEST_CASE(three_pools_eight_threads_keep_blocks_apart, *boost::unit_t
         for (std::size_t k = 0; k < pools; ++k) {
             BOOST_TEST_CONTEXT("pool " << k) {
                 const zp::pool_stats st = pool[k]->stats();
-                BOOST_TEST(st.cached_buffers == ups[k].outstanding_blocks());
+                BOOST_TEST(st.idle_blocks == ups[k].outstanding_blocks());
                 BOOST_TEST(st.upstream_allocations == ups[k].allocate_calls());
                 BOOST_TEST(st.thread_cache_hits + st.shard_hits > 0u);
             }
@@ -604,7 +604,7 @@ BOOST_AUTO_TEST_CASE(pools_come_and_go_while_a_shared_pool_is_busy, *boost::unit
         std::thread observer([&] { // stats() walks the registry while it changes
             while (!stop.load(std::memory_order_acquire)) {
                 const zp::pool_stats st = shared.stats();
-                log.check(st.cached_buffers <= most_idle, "more idle blocks than the tiers can hold");
+                log.check(st.idle_blocks <= most_idle, "more idle blocks than the tiers can hold");
                 std::this_thread::yield();
             }
         });
@@ -641,7 +641,7 @@ BOOST_AUTO_TEST_CASE(pools_come_and_go_while_a_shared_pool_is_busy, *boost::unit
         log.report();
         expect_balanced(private_up);
         const zp::pool_stats st = shared.stats();
-        BOOST_TEST(st.cached_buffers == shared_up.outstanding_blocks());
+        BOOST_TEST(st.idle_blocks == shared_up.outstanding_blocks());
     }
     expect_balanced(shared_up);
 }

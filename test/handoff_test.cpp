@@ -218,8 +218,8 @@ void run_handoff(const zp::pool_config& config, const char* name) {
         const zp::pool_stats st = pool.stats();
         BOOST_TEST(st.upstream_allocations == up.allocate_calls());
         BOOST_TEST(st.upstream_deallocations == up.deallocate_calls());
-        BOOST_TEST(st.cached_bytes == up.outstanding_bytes()); // nothing outside the pool
-        BOOST_TEST(st.cached_bytes <= st.reserved_bytes);
+        BOOST_TEST(st.idle_bytes == up.outstanding_bytes()); // nothing outside the pool
+        BOOST_TEST(st.idle_bytes <= st.reserved_bytes);
         BOOST_TEST(st.reserved_bytes <= pool.config().max_cached_bytes);
     }
     expect_balanced(up);

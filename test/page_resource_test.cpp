@@ -145,7 +145,7 @@ BOOST_AUTO_TEST_CASE(system_values_are_consistent, *boost::unit_test::timeout(30
         BOOST_TEST((huge & (huge - 1)) == 0u);
     }
     const page_resource r;
-    BOOST_TEST(r.options().use_huge_pages == huge_pages_available());
+    BOOST_TEST(r.options().huge_pages == huge_pages_available());
     if (huge != 0) BOOST_TEST(r.options().huge_page_threshold == huge);
     else BOOST_TEST(r.options().huge_page_threshold == 0u); // left as given, no sentinel
     const page_resource raised(page_resource_options{}.with_huge_page_threshold(1));
@@ -231,7 +231,7 @@ BOOST_AUTO_TEST_CASE(large_blocks_are_advised_and_aligned_for_huge_pages, *boost
 BOOST_AUTO_TEST_CASE(huge_pages_off_falls_back_to_plain_pages, *boost::unit_test::timeout(60)) {
     // The same path as on a system with THP `never` or none: no advice at all.
     page_resource r(page_resource_options{}.with_huge_pages(false));
-    BOOST_TEST(!r.options().use_huge_pages);
+    BOOST_TEST(!r.options().huge_pages);
     const std::size_t bytes = 8 * mib;
     void* p = r.allocate(bytes, 64);
     BOOST_TEST(!has_flag(vm_flags_of(p), "hg"));

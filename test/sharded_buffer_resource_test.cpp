@@ -83,6 +83,8 @@ BOOST_AUTO_TEST_CASE(constructor_and_destructor_of_unused_pool_make_no_upstream_
 
 BOOST_AUTO_TEST_CASE(null_upstream_throws_invalid_argument, *boost::unit_test::timeout(60)) {
     BOOST_CHECK_THROW(sharded_buffer_resource(pool_config{}, nullptr), std::invalid_argument);
+    BOOST_CHECK_THROW(sharded_buffer_resource(static_cast<std::pmr::memory_resource*>(nullptr)),
+                      std::invalid_argument);
 }
 
 // ---- pass-through --------------------------------------------------------------
@@ -113,8 +115,8 @@ BOOST_AUTO_TEST_CASE(small_requests_pass_through_with_exact_size_and_alignment, 
                 const pool_stats s = pool.stats();
                 BOOST_TEST(s.upstream_allocations == calls);
                 BOOST_TEST(s.upstream_deallocations == calls);
-                BOOST_TEST(s.cached_bytes == 0u);
-                BOOST_TEST(s.cached_buffers == 0u);
+                BOOST_TEST(s.idle_bytes == 0u);
+                BOOST_TEST(s.idle_blocks == 0u);
             }
         }
     }
@@ -140,7 +142,7 @@ BOOST_AUTO_TEST_CASE(oversize_requests_pass_through, *boost::unit_test::timeout(
         const pool_stats s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 2u);
         BOOST_TEST(s.upstream_deallocations == 1u);
-        BOOST_TEST(s.cached_buffers == 1u);
+        BOOST_TEST(s.idle_blocks == 1u);
     }
     expect_balanced(upstream);
 }
@@ -161,7 +163,7 @@ BOOST_AUTO_TEST_CASE(over_aligned_requests_pass_through, *boost::unit_test::time
                 }
             }
         }
-        BOOST_TEST(pool.stats().cached_buffers == 0u);
+        BOOST_TEST(pool.stats().idle_blocks == 0u);
     }
     expect_balanced(upstream);
 }
@@ -218,8 +220,8 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
         pool_stats s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 1u);
         BOOST_TEST(s.upstream_deallocations == 0u);
-        BOOST_TEST(s.cached_buffers == 1u);
-        BOOST_TEST(s.cached_bytes == upstream_bytes(mib));
+        BOOST_TEST(s.idle_blocks == 1u);
+        BOOST_TEST(s.idle_bytes == upstream_bytes(mib));
         // Another size of the same class (1 MiB - 100 rounds up to 1 MiB), and
         // deallocate with the size asked for: the pool recovers the block size.
         BOOST_TEST_REQUIRE(class_bytes(mib - 100) == mib);
@@ -230,8 +232,8 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
         s = pool.stats();
         BOOST_TEST(s.thread_cache_hits == 1u);
         BOOST_TEST(s.upstream_allocations == 1u);
-        BOOST_TEST(s.cached_buffers == 0u);
-        BOOST_TEST(s.cached_bytes == 0u);
+        BOOST_TEST(s.idle_blocks == 0u);
+        BOOST_TEST(s.idle_bytes == 0u);
         BOOST_TEST(upstream.allocate_calls() == 1u);
         pool.deallocate(q, mib - 100, 16);
         // Classification uses max(bytes, alignment): (100, 4096) and (4096, 16)
@@ -242,7 +244,7 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
         BOOST_TEST(b == a);
         BOOST_TEST(pool.stats().thread_cache_hits == 2u);
         pool.deallocate(b, 4096, 16);
-        BOOST_TEST(pool.stats().cached_bytes == upstream_bytes(mib) + upstream_bytes(4096));
+        BOOST_TEST(pool.stats().idle_bytes == upstream_bytes(mib) + upstream_bytes(4096));
     }
     expect_balanced(upstream);
 }
@@ -267,7 +269,7 @@ BOOST_AUTO_TEST_CASE(cached_block_of_another_class_is_never_used, *boost::unit_t
         BOOST_TEST(s.upstream_allocations == 3u);
         BOOST_TEST(s.thread_cache_hits == 0u);
         BOOST_TEST(s.shard_hits == 0u);
-        BOOST_TEST(s.cached_buffers == 1u);
+        BOOST_TEST(s.idle_blocks == 1u);
         // The 1 MiB block still serves a 1 MiB request.
         void* again = pool.allocate(mib, 16);
         BOOST_TEST(again == big);
@@ -275,8 +277,8 @@ BOOST_AUTO_TEST_CASE(cached_block_of_another_class_is_never_used, *boost::unit_t
         pool.deallocate(mid, 600 * kib, 16);
         pool.deallocate(bigger, mib + 1, 16);
         s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 3u);
-        BOOST_TEST(s.cached_bytes == upstream_bytes(mib) + upstream_bytes(600 * kib) + upstream_bytes(mib + 1));
+        BOOST_TEST(s.idle_blocks == 3u);
+        BOOST_TEST(s.idle_bytes == upstream_bytes(mib) + upstream_bytes(600 * kib) + upstream_bytes(mib + 1));
     }
     expect_balanced(upstream);
 }
@@ -292,7 +294,7 @@ BOOST_AUTO_TEST_CASE(pools_do_not_share_idle_blocks, *boost::unit_test::timeout(
         BOOST_TEST(q != p);
         BOOST_TEST(b.stats().thread_cache_hits == 0u);
         BOOST_TEST(b.stats().upstream_allocations == 1u);
-        BOOST_TEST(a.stats().cached_buffers == 1u);
+        BOOST_TEST(a.stats().idle_blocks == 1u);
         b.deallocate(q, mib);
     }
     expect_balanced(upstream);
@@ -347,7 +349,7 @@ BOOST_AUTO_TEST_CASE(a_fresh_caches_first_request_is_checked, *boost::unit_test:
                     BOOST_CHECK_THROW(static_cast<void>(pool.allocate(bytes, alignment)), std::bad_alloc);
             for (std::size_t alignment : {std::size_t{0}, std::size_t{48}})
                 BOOST_CHECK_THROW(static_cast<void>(pool.allocate(64 * kib, alignment)), std::bad_alloc);
-            BOOST_TEST(pool.stats().cached_buffers == 1u); // the cached block is still there
+            BOOST_TEST(pool.stats().idle_blocks == 1u); // the cached block is still there
             void* q = pool.allocate(64 * kib);
             BOOST_TEST(q == p);
             pool.deallocate(q, 64 * kib);
@@ -373,7 +375,7 @@ BOOST_AUTO_TEST_CASE(repeated_misses_of_a_class_refill_the_cache_in_one_lock, *b
             for (std::size_t c = 0; c < 3; ++c) deallocate_all(pool, blocks[c], sizes[c]);
         }).join();
         pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 36u);
+        BOOST_TEST(s.idle_blocks == 36u);
         BOOST_TEST(s.thread_cache_hits == 0u);
         BOOST_TEST(s.shard_hits == 0u);
         std::thread([&] {
@@ -382,7 +384,7 @@ BOOST_AUTO_TEST_CASE(repeated_misses_of_a_class_refill_the_cache_in_one_lock, *b
             for (std::size_t c = 0; c < 3; ++c) one[c] = pool.allocate(sizes[c]);
             const pool_stats t = pool.stats();
             BOOST_TEST(t.shard_hits == 3u);
-            BOOST_TEST(t.cached_buffers == 33u);
+            BOOST_TEST(t.idle_blocks == 33u);
             for (std::size_t c = 0; c < 3; ++c) pool.deallocate(one[c], sizes[c]);
         }).join();
         std::thread([&] {
@@ -399,7 +401,7 @@ BOOST_AUTO_TEST_CASE(repeated_misses_of_a_class_refill_the_cache_in_one_lock, *b
         }).join();
         s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 36u);
-        BOOST_TEST(s.cached_buffers == 36u);
+        BOOST_TEST(s.idle_blocks == 36u);
     }
     expect_balanced(upstream);
 }
@@ -412,8 +414,8 @@ BOOST_AUTO_TEST_CASE(shard_tier_serves_once_the_thread_cache_is_full, *boost::un
         const std::set<void*> first(blocks.begin(), blocks.end());
         deallocate_all(pool, blocks, 64 * kib);
         pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 5u); // 2 in the thread cache, 3 in shards
-        BOOST_TEST(s.cached_bytes == 5 * upstream_bytes(64 * kib));
+        BOOST_TEST(s.idle_blocks == 5u); // 2 in the thread cache, 3 in shards
+        BOOST_TEST(s.idle_bytes == 5 * upstream_bytes(64 * kib));
         BOOST_TEST(s.upstream_deallocations == 0u);
         blocks = allocate_n(pool, 5, 64 * kib);
         const std::set<void*> second(blocks.begin(), blocks.end());
@@ -425,7 +427,7 @@ BOOST_AUTO_TEST_CASE(shard_tier_serves_once_the_thread_cache_is_full, *boost::un
         BOOST_TEST(s.thread_cache_hits == 4u);
         BOOST_TEST(s.shard_hits == 1u);
         BOOST_TEST(s.upstream_allocations == 5u);
-        BOOST_TEST(s.cached_buffers == 0u);
+        BOOST_TEST(s.idle_blocks == 0u);
         deallocate_all(pool, blocks, 64 * kib);
     }
     expect_balanced(upstream);
@@ -443,14 +445,14 @@ BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test
             pool.deallocate(blocks[i], 64 * kib);
             const pool_stats s = pool.stats();
             BOOST_TEST_CONTEXT("after " << i + 1 << " deallocations") {
-                BOOST_TEST(s.cached_bytes <= cap);
-                BOOST_TEST(s.cached_bytes == s.cached_buffers * upstream_bytes(64 * kib));
-                BOOST_TEST(s.upstream_deallocations == i + 1 - s.cached_buffers);
+                BOOST_TEST(s.idle_bytes <= cap);
+                BOOST_TEST(s.idle_bytes == s.idle_blocks * upstream_bytes(64 * kib));
+                BOOST_TEST(s.upstream_deallocations == i + 1 - s.idle_blocks);
             }
         }
         blocks.clear();
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 3u);         // what the cap allows is kept
+        BOOST_TEST(s.idle_blocks == 3u);         // what the cap allows is kept
         BOOST_TEST(s.upstream_deallocations == 7u); // the excess went upstream
         BOOST_TEST(upstream.outstanding_blocks() == 3u);
     }
@@ -462,11 +464,11 @@ BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test
         std::vector<void*> blocks = allocate_n(pool, 24, 64 * kib);
         deallocate_all(pool, blocks, 64 * kib);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_bytes <= cap);
-        BOOST_TEST(s.cached_buffers >= 4u); // at least the thread cache's worth
-        BOOST_TEST(s.cached_bytes == s.cached_buffers * upstream_bytes(64 * kib));
-        BOOST_TEST(s.upstream_deallocations == 24u - s.cached_buffers);
-        BOOST_TEST(upstream.outstanding_blocks() == s.cached_buffers);
+        BOOST_TEST(s.idle_bytes <= cap);
+        BOOST_TEST(s.idle_blocks >= 4u); // at least the thread cache's worth
+        BOOST_TEST(s.idle_bytes == s.idle_blocks * upstream_bytes(64 * kib));
+        BOOST_TEST(s.upstream_deallocations == 24u - s.idle_blocks);
+        BOOST_TEST(upstream.outstanding_blocks() == s.idle_blocks);
     }
     expect_balanced(upstream);
     {
@@ -474,7 +476,7 @@ BOOST_AUTO_TEST_CASE(idle_bytes_never_exceed_max_cached_bytes, *boost::unit_test
         sharded_buffer_resource pool(pool_config{}.with_max_cached_bytes(mib), &upstream);
         void* p = pool.allocate(2 * mib);
         pool.deallocate(p, 2 * mib);
-        BOOST_TEST(pool.stats().cached_bytes == 0u);
+        BOOST_TEST(pool.stats().idle_bytes == 0u);
         BOOST_TEST(!upstream.is_live(p));
     }
     expect_balanced(upstream);
@@ -489,7 +491,7 @@ BOOST_AUTO_TEST_CASE(max_buffers_per_shard_is_respected, *boost::unit_test::time
         std::vector<void*> blocks = allocate_n(pool, 6, 64 * kib);
         deallocate_all(pool, blocks, 64 * kib);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 3u);
+        BOOST_TEST(s.idle_blocks == 3u);
         BOOST_TEST(s.upstream_deallocations == 3u);
         BOOST_TEST(upstream.outstanding_blocks() == 3u);
     }
@@ -501,9 +503,9 @@ BOOST_AUTO_TEST_CASE(max_buffers_per_shard_is_respected, *boost::unit_test::time
         std::vector<void*> blocks = allocate_n(pool, 10, 64 * kib);
         deallocate_all(pool, blocks, 64 * kib);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers <= 5u);
-        BOOST_TEST(s.cached_buffers >= 3u); // at least the thread cache and the home shard
-        BOOST_TEST(s.upstream_deallocations == 10u - s.cached_buffers);
+        BOOST_TEST(s.idle_blocks <= 5u);
+        BOOST_TEST(s.idle_blocks >= 3u); // at least the thread cache and the home shard
+        BOOST_TEST(s.upstream_deallocations == 10u - s.idle_blocks);
     }
     expect_balanced(upstream);
 }
@@ -520,11 +522,11 @@ BOOST_AUTO_TEST_CASE(trim_returns_idle_blocks_of_shards_and_thread_cache, *boost
         deallocate_all(pool, a, 64 * kib);
         deallocate_all(pool, b, 5000);
         deallocate_all(pool, c, 600 * kib);
-        BOOST_TEST(pool.stats().cached_buffers == 6u);
+        BOOST_TEST(pool.stats().idle_blocks == 6u);
         pool.trim();
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_bytes == 0u);
-        BOOST_TEST(s.cached_buffers == 0u);
+        BOOST_TEST(s.idle_bytes == 0u);
+        BOOST_TEST(s.idle_blocks == 0u);
         BOOST_TEST(s.upstream_deallocations == 6u);
         BOOST_TEST(upstream.outstanding_blocks() == 1u); // the block in use is untouched
         BOOST_TEST(upstream.is_live(in_use));
@@ -532,10 +534,10 @@ BOOST_AUTO_TEST_CASE(trim_returns_idle_blocks_of_shards_and_thread_cache, *boost
         void* p = pool.allocate(64 * kib);
         BOOST_TEST(pool.stats().upstream_allocations == s.upstream_allocations + 1);
         pool.deallocate(p, 64 * kib);
-        BOOST_TEST(pool.stats().cached_buffers == 1u);
+        BOOST_TEST(pool.stats().idle_blocks == 1u);
         pool.deallocate(in_use, mib);
         pool.trim();
-        BOOST_TEST(pool.stats().cached_buffers == 0u);
+        BOOST_TEST(pool.stats().idle_blocks == 0u);
         BOOST_TEST(upstream.outstanding_blocks() == 0u);
         pool.trim(); // trimming an empty pool is harmless
         BOOST_TEST(pool.stats().upstream_deallocations == pool.stats().upstream_allocations);
@@ -549,11 +551,11 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
     recording_resource upstream;
     {
         sharded_buffer_resource pool(pool_config{}, &upstream);
-        pool.preallocate(3, mib);
+        BOOST_TEST(pool.preallocate(3, mib) == 3u);
         pool_stats s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 3u);
-        BOOST_TEST(s.cached_buffers == 3u);
-        BOOST_TEST(s.cached_bytes == 3 * upstream_bytes(mib));
+        BOOST_TEST(s.idle_blocks == 3u);
+        BOOST_TEST(s.idle_bytes == 3 * upstream_bytes(mib));
         BOOST_TEST(upstream.last_allocate_size() == upstream_bytes(mib));
         BOOST_TEST(upstream.last_allocate_alignment() == class_alignment(mib));
         // Served without upstream, from the shards.
@@ -562,7 +564,7 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
         s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 3u);
         BOOST_TEST(s.shard_hits == 2u);
-        BOOST_TEST(s.cached_buffers == 1u);
+        BOOST_TEST(s.idle_blocks == 1u);
         pool.put(std::move(buf));
         pool.deallocate(p, mib);
         // The class of `size`, not `size` itself.
@@ -571,10 +573,68 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
         BOOST_TEST(upstream.last_allocate_alignment() == 4096u);
         const std::size_t calls = upstream.allocate_calls();
         // Not pooled sizes, and count 0: nothing.
-        pool.preallocate(4, pool.config().min_buffer_size - 1);
-        pool.preallocate(4, pool.config().max_buffer_size + 1);
-        pool.preallocate(0, mib);
+        BOOST_TEST(pool.preallocate(4, pool.config().min_buffer_size - 1) == 0u);
+        BOOST_TEST(pool.preallocate(4, pool.config().max_buffer_size + 1) == 0u);
+        BOOST_TEST(pool.preallocate(0, mib) == 0u);
         BOOST_TEST(upstream.allocate_calls() == calls);
+    }
+    expect_balanced(upstream);
+}
+
+BOOST_AUTO_TEST_CASE(preallocate_returns_the_blocks_kept_under_the_cap, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        // Room for two 1 MiB blocks (each holds upstream_bytes(mib) of the budget).
+        sharded_buffer_resource pool(pool_config{}.with_max_cached_bytes(2 * upstream_bytes(mib) + 1), &upstream);
+        BOOST_TEST(pool.preallocate(5, mib) == 2u);
+        BOOST_TEST(pool.stats().idle_blocks == 2u);
+        BOOST_TEST(upstream.outstanding_blocks() == 2u); // nothing more taken, nothing lost
+    }
+    expect_balanced(upstream);
+}
+
+// ---- good_size ---------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(good_size_is_the_usable_size_of_the_block, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        sharded_buffer_resource pool(pool_config{}, &upstream);
+        for (std::size_t n : {std::size_t{1024}, std::size_t{1025}, std::size_t{5000}, 64 * kib + 1, mib - 1,
+                              mib, mib + 1, 3 * mib + 7}) {
+            BOOST_TEST_CONTEXT("good_size(" << n << ")") {
+                const std::size_t g = pool.good_size(n);
+                BOOST_TEST(g >= n);
+                BOOST_TEST(g == class_bytes(n));
+                BOOST_TEST(g < n + n / 4 + 1); // under 25% more
+                // A request of good_size(n) takes the same block as one of n.
+                void* p = pool.allocate(n);
+                pool.deallocate(p, n);
+                const std::size_t calls = upstream.allocate_calls();
+                void* q = pool.allocate(g);
+                BOOST_TEST(q == p);
+                BOOST_TEST(upstream.allocate_calls() == calls);
+                pool.deallocate(q, g);
+            }
+        }
+        // Not pooled: the size itself.
+        BOOST_TEST(pool.good_size(100) == 100u);
+        BOOST_TEST(pool.good_size(2 * gib) == 2 * gib);
+        BOOST_TEST(pool.good_size(0) == 0u);
+    }
+    expect_balanced(upstream);
+}
+
+BOOST_AUTO_TEST_CASE(upstream_only_constructor_uses_the_default_options, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        sharded_buffer_resource pool(&upstream);
+        BOOST_TEST(pool.upstream_resource() == &upstream);
+        const pool_config defaults = zeropool::normalize(pool_config{});
+        BOOST_TEST(pool.config().max_cached_bytes == defaults.max_cached_bytes);
+        BOOST_TEST(pool.config().min_buffer_size == defaults.min_buffer_size);
+        void* p = pool.allocate(mib);
+        BOOST_TEST(upstream.allocate_calls() == 1u);
+        pool.deallocate(p, mib);
     }
     expect_balanced(upstream);
 }
@@ -614,7 +674,7 @@ BOOST_AUTO_TEST_CASE(preallocate_stops_at_the_caps, *boost::unit_test::timeout(6
         sharded_buffer_resource pool(pool_config{}.with_num_shards(1).with_max_buffers_per_shard(2), &upstream);
         pool.preallocate(10, 64 * kib);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 2u);
+        BOOST_TEST(s.idle_blocks == 2u);
         BOOST_TEST(s.upstream_allocations - s.upstream_deallocations == 2u);
         BOOST_TEST(upstream.outstanding_blocks() == 2u);
     }
@@ -624,8 +684,8 @@ BOOST_AUTO_TEST_CASE(preallocate_stops_at_the_caps, *boost::unit_test::timeout(6
         sharded_buffer_resource pool(pool_config{}.with_max_cached_bytes(cap), &upstream);
         pool.preallocate(10, 64 * kib);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_bytes <= cap);
-        BOOST_TEST(s.cached_buffers == 3u);
+        BOOST_TEST(s.idle_bytes <= cap);
+        BOOST_TEST(s.idle_blocks == 3u);
         BOOST_TEST(s.upstream_allocations - s.upstream_deallocations == 3u);
     }
     expect_balanced(upstream);
@@ -639,7 +699,7 @@ BOOST_AUTO_TEST_CASE(preallocate_failure_keeps_blocks_already_obtained, *boost::
         failing.fail_nth(3);
         BOOST_CHECK_THROW(pool.preallocate(5, mib), injected_failure);
         const pool_stats s = pool.stats();
-        BOOST_TEST(s.cached_buffers == 2u);
+        BOOST_TEST(s.idle_blocks == 2u);
         BOOST_TEST(s.upstream_allocations == 2u);
         BOOST_TEST(upstream.outstanding_blocks() == 2u);
         std::vector<void*> blocks = allocate_n(pool, 2, mib);
@@ -732,7 +792,7 @@ BOOST_AUTO_TEST_CASE(destructor_returns_every_idle_block, *boost::unit_test::tim
         deallocate_all(pool, b, mib + 1, 64);
         deallocate_all(pool, c, 100);
         deallocate_all(pool, a, 64 * kib, 4096);
-        BOOST_TEST(pool.stats().cached_buffers == 13u);
+        BOOST_TEST(pool.stats().idle_blocks == 13u);
         BOOST_TEST(upstream.outstanding_blocks() == 13u);
     }
     expect_balanced(upstream);

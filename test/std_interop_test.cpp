@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(every_container_family_allocates_from_the_pool, *boost::uni
         // node requests it passes through), and large blocks stayed idle.
         BOOST_TEST(first.upstream_allocations > 0u);
         BOOST_TEST(first.upstream_allocations == upstream.allocate_calls());
-        BOOST_TEST(first.cached_buffers > 0u);
+        BOOST_TEST(first.idle_blocks > 0u);
         BOOST_TEST(pool_hits(first) > 0u); // the vector's and strings' growth reuses blocks
 
         // A second identical round is served largely from the idle blocks.
@@ -219,8 +219,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(zeropool_is_the_upstream, StdResource, std_resourc
         }
         // The std resource gave its chunks back: zeropool keeps the large ones.
         const pool_stats first = pool.stats();
-        BOOST_TEST(first.cached_buffers > 0u);
-        BOOST_TEST(upstream.outstanding_blocks() == first.cached_buffers);
+        BOOST_TEST(first.idle_blocks > 0u);
+        BOOST_TEST(upstream.outstanding_blocks() == first.idle_blocks);
 
         // A fresh std resource doing the same work takes its chunks from the
         // idle blocks instead of upstream.
@@ -249,7 +249,7 @@ BOOST_AUTO_TEST_CASE(monotonic_release_returns_chunks_to_the_pool, *boost::unit_
             arena.release();
             // Nothing of the arena is out any more: every block upstream still
             // holds is an idle block of the pool.
-            BOOST_TEST(upstream.outstanding_blocks() == pool.stats().cached_buffers);
+            BOOST_TEST(upstream.outstanding_blocks() == pool.stats().idle_blocks);
         }
         // Rounds 2..5 ran on the blocks of round 1.
         BOOST_TEST(pool_hits(pool.stats()) > 0u);

@@ -227,7 +227,7 @@ void run_stress(const zp::pool_config& config, const char* name) {
             BOOST_TEST_CONTEXT(name << ", round " << round) {
                 BOOST_TEST(st.upstream_allocations == up.allocate_calls());
                 BOOST_TEST(st.upstream_deallocations == up.deallocate_calls());
-                BOOST_TEST(st.cached_bytes <= st.reserved_bytes);
+                BOOST_TEST(st.idle_bytes <= st.reserved_bytes);
                 BOOST_TEST(st.reserved_bytes <= pool.config().max_cached_bytes);
                 BOOST_TEST(up.violations().empty());
             }
@@ -252,7 +252,7 @@ void run_stress(const zp::pool_config& config, const char* name) {
         // Every pooled class was exercised (the pass-through ones too).
         const zp::pool_stats st = pool.stats();
         BOOST_TEST(st.upstream_allocations - st.upstream_deallocations == up.outstanding_blocks());
-        BOOST_TEST(st.cached_bytes == up.outstanding_bytes());
+        BOOST_TEST(st.idle_bytes == up.outstanding_bytes());
         if (p.scale * p.rounds * p.threads >= 80) {
             for (std::uint32_t ci = zp::detail::class_index(kib); ci <= zp::detail::class_index(max_pooled); ++ci)
                 BOOST_TEST(s.class_hits[ci % 128].load() > 0u, "class " << ci << " never requested");

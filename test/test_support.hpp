@@ -81,8 +81,8 @@ inline void expect_same_stats(const zeropool::pool_stats& a, const zeropool::poo
     BOOST_TEST(a.shard_hits == b.shard_hits);
     BOOST_TEST(a.upstream_allocations == b.upstream_allocations);
     BOOST_TEST(a.upstream_deallocations == b.upstream_deallocations);
-    BOOST_TEST(a.cached_bytes == b.cached_bytes);
-    BOOST_TEST(a.cached_buffers == b.cached_buffers);
+    BOOST_TEST(a.idle_bytes == b.idle_bytes);
+    BOOST_TEST(a.idle_blocks == b.idle_blocks);
     BOOST_TEST(a.reserved_bytes == b.reserved_bytes);
 }
 

@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(pool_rebuilt_in_same_storage_never_sees_old_blocks,
             // A second class, so the cache holds more than one block.
             void* p2 = old_pool->allocate(8 * kib);
             old_pool->deallocate(p2, 8 * kib);
-            BOOST_TEST(old_pool->stats().cached_buffers == 2u);
+            BOOST_TEST(old_pool->stats().idle_blocks == 2u);
             BOOST_TEST(old_up.outstanding_blocks() == 2u);
             old_pool->~sharded_buffer_resource();
             expect_balanced(old_up);
@@ -186,15 +186,15 @@ BOOST_AUTO_TEST_CASE(exiting_thread_hands_cached_blocks_to_a_shard,
     ready.wait();
     const zp::pool_stats before = pool.stats();
     BOOST_TEST(before.upstream_allocations == 4u);
-    BOOST_TEST(before.cached_buffers == 4u);
+    BOOST_TEST(before.idle_blocks == 4u);
     BOOST_TEST(before.upstream_deallocations == 0u);
     BOOST_TEST(up.outstanding_blocks() == 4u);
     go.open();
     owner.join();
 
     const zp::pool_stats after = pool.stats();
-    BOOST_TEST(after.cached_buffers == before.cached_buffers);
-    BOOST_TEST(after.cached_bytes == before.cached_bytes);
+    BOOST_TEST(after.idle_blocks == before.idle_blocks);
+    BOOST_TEST(after.idle_bytes == before.idle_bytes);
     BOOST_TEST(after.upstream_deallocations == before.upstream_deallocations);
     BOOST_TEST(up.outstanding_blocks() == 4u); // not freed, not leaked: idle in a shard
 
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(exiting_thread_hands_cached_blocks_to_a_shard,
     BOOST_TEST(reused.shard_hits == after.shard_hits + 4);
     BOOST_TEST(reused.upstream_allocations == before.upstream_allocations);
     BOOST_TEST(reused.upstream_deallocations == 0u);
-    BOOST_TEST(reused.cached_buffers == 4u);
+    BOOST_TEST(reused.idle_blocks == 4u);
     BOOST_TEST(up.violations().empty());
 }
 
@@ -245,7 +245,7 @@ BOOST_AUTO_TEST_CASE(short_lived_threads_reuse_each_others_blocks,
     BOOST_TEST(st.upstream_allocations == 4u);
     BOOST_TEST(st.upstream_deallocations == 0u);
     BOOST_TEST(st.shard_hits == 4u * static_cast<std::uint64_t>(threads - 1));
-    BOOST_TEST(st.cached_buffers == 4u);
+    BOOST_TEST(st.idle_blocks == 4u);
     BOOST_TEST(up.outstanding_blocks() == 4u);
 }
 
@@ -295,7 +295,7 @@ BOOST_AUTO_TEST_CASE(thousands_of_short_lived_threads, *boost::unit_test::timeou
         // blocks are reused, so upstream sees no more than that peak.
         BOOST_TEST(st.upstream_allocations <= static_cast<std::uint64_t>(alive) * (per_thread + 1));
         BOOST_TEST(st.upstream_deallocations == 0u);
-        BOOST_TEST(st.cached_buffers == up.outstanding_blocks());
+        BOOST_TEST(st.idle_blocks == up.outstanding_blocks());
         BOOST_TEST(st.thread_cache_hits + st.shard_hits + st.upstream_allocations ==
                    static_cast<std::uint64_t>(total) * per_thread + static_cast<std::uint64_t>((total + 1) / 2));
     }
@@ -386,8 +386,8 @@ BOOST_AUTO_TEST_CASE(deallocate_after_thread_teardown_goes_to_a_shard,
         BOOST_TEST(st.upstream_deallocations == 0u);
         BOOST_TEST(st.thread_cache_hits == 1u);
         BOOST_TEST(st.shard_hits == 1u);
-        BOOST_TEST(st.cached_buffers == 2u);
-        BOOST_TEST(st.cached_bytes >= 2 * block);
+        BOOST_TEST(st.idle_blocks == 2u);
+        BOOST_TEST(st.idle_bytes >= 2 * block);
         BOOST_TEST(up.outstanding_blocks() == 2u);
 
         // Both blocks sit in the shards, where another thread finds them.
@@ -424,7 +424,7 @@ BOOST_AUTO_TEST_CASE(first_use_inside_a_thread_local_destructor,
         const zp::pool_stats st = pool.stats();
         BOOST_TEST(st.upstream_allocations == 1u);
         BOOST_TEST(st.upstream_deallocations == 0u);
-        BOOST_TEST(st.cached_buffers == 1u);
+        BOOST_TEST(st.idle_blocks == 1u);
         BOOST_TEST(up.outstanding_blocks() == 1u);
 
         // Whatever the thread cached during its teardown reached a shard.
@@ -490,7 +490,7 @@ BOOST_AUTO_TEST_CASE(pool_destroyed_while_threads_hold_cached_blocks,
         });
     }
     cached.wait();
-    BOOST_TEST(pool->stats().cached_buffers == 4u * threads);
+    BOOST_TEST(pool->stats().idle_blocks == 4u * threads);
     BOOST_TEST(old_up.outstanding_blocks() == 4u * threads);
 
     pool.reset(); // the workers still hold cached blocks of this pool
@@ -509,7 +509,7 @@ BOOST_AUTO_TEST_CASE(pool_destroyed_while_threads_hold_cached_blocks,
     for (std::thread& w : workers) w.join();
     log.report();
 
-    BOOST_TEST(pool->stats().cached_buffers == static_cast<std::size_t>(threads));
+    BOOST_TEST(pool->stats().idle_blocks == static_cast<std::size_t>(threads));
     pool.reset();
     expect_balanced(new_up);
     expect_balanced(old_up);
@@ -596,7 +596,7 @@ BOOST_AUTO_TEST_CASE(thread_local_pools_in_both_destruction_orders, *boost::unit
         expect_balanced(after_up);
         // `other` got both threads' cached blocks back at their exit.
         const zp::pool_stats st = other.stats();
-        BOOST_TEST(st.cached_buffers == 1u);
+        BOOST_TEST(st.idle_blocks == 1u);
         BOOST_TEST(st.upstream_allocations == 1u);
         BOOST_TEST(st.upstream_deallocations == 0u);
     }
@@ -686,7 +686,7 @@ BOOST_AUTO_TEST_CASE(detached_thread_holds_blocks_when_main_returns, *boost::uni
             for (;;) std::this_thread::sleep_for(std::chrono::seconds(1)); // never returns
         }).detach();
         while (ready.load() == 0) std::this_thread::yield();
-        if (pool.stats().cached_buffers != 2u) ::_exit(child_unbalanced);
+        if (pool.stats().idle_blocks != 2u) ::_exit(child_unbalanced);
         std::exit(0); // as returning from main
     });
     BOOST_TEST(code == child_ok, "child exit code " << code);
@@ -816,7 +816,7 @@ BOOST_AUTO_TEST_CASE(ten_thousand_pools_used_by_several_threads, *boost::unit_te
         cached.wait();
         std::size_t wrong_count = 0;
         for (std::size_t i = 0; i < pools; i += 97)
-            if (all[i]->stats().cached_buffers != static_cast<std::size_t>(threads)) ++wrong_count;
+            if (all[i]->stats().idle_blocks != static_cast<std::size_t>(threads)) ++wrong_count;
         BOOST_TEST(wrong_count == 0u);
         BOOST_TEST(up.outstanding_blocks() == pools * threads);
 
@@ -830,7 +830,7 @@ BOOST_AUTO_TEST_CASE(ten_thousand_pools_used_by_several_threads, *boost::unit_te
         std::size_t wrong_after_exit = 0;
         for (std::size_t i = 0; i < pools; i += 2) {
             const zp::pool_stats st = all[i]->stats();
-            if (st.cached_buffers != static_cast<std::size_t>(threads) ||
+            if (st.idle_blocks != static_cast<std::size_t>(threads) ||
                 st.upstream_deallocations != 0u)
                 ++wrong_after_exit;
         }
@@ -874,7 +874,7 @@ BOOST_AUTO_TEST_CASE(thread_outlives_many_short_lived_pools, *boost::unit_test::
         const zp::pool_stats st = long_lived.stats();
         BOOST_TEST(st.upstream_allocations == 1u);
         BOOST_TEST(st.thread_cache_hits == static_cast<std::uint64_t>(rounds));
-        BOOST_TEST(st.cached_buffers == 1u);
+        BOOST_TEST(st.idle_blocks == 1u);
     }
     expect_balanced(long_up);
     expect_balanced(short_up);

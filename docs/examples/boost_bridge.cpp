@@ -40,8 +40,8 @@ int main() {
 
     const zeropool::pool_stats s = pool.stats();
     std::printf("boost_bridge: zeropool made %llu upstream allocations and holds %zu idle buffers\n",
-                static_cast<unsigned long long>(s.upstream_allocations), s.cached_buffers);
-    if (s.upstream_allocations == 0 || s.cached_buffers == 0) {
+                static_cast<unsigned long long>(s.upstream_allocations), s.idle_blocks);
+    if (s.upstream_allocations == 0 || s.idle_blocks == 0) {
         std::fprintf(stderr, "boost_bridge: nothing reached zeropool\n");
         return 1;
     }

@@ -14,7 +14,7 @@ namespace {
 
 void print(const char* when, const zeropool::pool_stats& s) {
     std::printf("cap_and_trim: %-28s idle %2zu buffers, %9zu bytes (budget in use %9zu)\n", when,
-                s.cached_buffers, s.cached_bytes, s.reserved_bytes);
+                s.idle_blocks, s.idle_bytes, s.reserved_bytes);
 }
 
 } // namespace
@@ -42,12 +42,12 @@ int main() {
     const zeropool::pool_stats after_trim = pool.stats();
     print("after trim():", after_trim);
 
-    if (after_burst.cached_buffers == 0 || after_burst.cached_bytes > 8 * mib ||
+    if (after_burst.idle_blocks == 0 || after_burst.idle_bytes > 8 * mib ||
         after_burst.reserved_bytes > 8 * mib) {
         std::fprintf(stderr, "cap_and_trim: the cap did not hold, or nothing was kept\n");
         return 1;
     }
-    if (after_trim.cached_buffers != 0 || after_trim.cached_bytes != 0 || after_trim.reserved_bytes != 0 ||
+    if (after_trim.idle_blocks != 0 || after_trim.idle_bytes != 0 || after_trim.reserved_bytes != 0 ||
         after_trim.upstream_deallocations != after_trim.upstream_allocations) {
         std::fprintf(stderr, "cap_and_trim: trim() left idle memory in a single-threaded program\n");
         return 1;

@@ -32,9 +32,9 @@ int main() {
     std::printf("pmr_container: %llu upstream allocations, %llu served from the pool, "
                 "%zu idle buffers (%zu bytes)\n",
                 static_cast<unsigned long long>(s.upstream_allocations),
-                static_cast<unsigned long long>(s.thread_cache_hits + s.shard_hits), s.cached_buffers,
-                s.cached_bytes);
-    if (s.thread_cache_hits + s.shard_hits == 0 || s.cached_buffers == 0) {
+                static_cast<unsigned long long>(s.thread_cache_hits + s.shard_hits), s.idle_blocks,
+                s.idle_bytes);
+    if (s.thread_cache_hits + s.shard_hits == 0 || s.idle_blocks == 0) {
         std::fprintf(stderr, "pmr_container: the pool served nothing\n");
         return 1;
     }

@@ -22,9 +22,9 @@
 
 #include <boost/container/pmr/memory_resource.hpp>
 
-#include <cassert>
 #include <cstddef>
 #include <memory_resource>
+#include <stdexcept>
 
 namespace zeropool {
 
@@ -36,11 +36,12 @@ namespace zeropool {
 /// target, equal to the original.
 class boost_resource_adaptor final : public boost::container::pmr::memory_resource {
 public:
-    /// Precondition: `target` is non-null (asserted in debug builds) and
-    /// outlives the adaptor and every block allocated through it.
-    /// Effects: builds an adaptor forwarding to `target`. Throws: nothing.
-    explicit boost_resource_adaptor(std::pmr::memory_resource* target) noexcept : target_(target) {
-        assert(target != nullptr && "zeropool::boost_resource_adaptor: null target");
+    /// Precondition: `target` outlives the adaptor and every block allocated
+    /// through it.
+    /// Effects: builds an adaptor forwarding to `target`.
+    /// Throws: std::invalid_argument if `target` is null.
+    explicit boost_resource_adaptor(std::pmr::memory_resource* target) : target_(target) {
+        if (target == nullptr) throw std::invalid_argument("zeropool::boost_resource_adaptor: null target resource");
     }
 
     /// Returns: the target given at construction. Throws: nothing.

@@ -6,7 +6,7 @@
 
 /// Version of the library, in one place (CMake and b2 read it from here).
 #define ZEROPOOL_VERSION_MAJOR 0
-#define ZEROPOOL_VERSION_MINOR 1
+#define ZEROPOOL_VERSION_MINOR 2
 #define ZEROPOOL_VERSION_PATCH 0
 /// MAJOR * 10000 + MINOR * 100 + PATCH.
 #define ZEROPOOL_VERSION \

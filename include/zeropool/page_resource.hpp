@@ -31,7 +31,7 @@ struct page_resource_options {
     /// hold a huge page. Ignored when huge pages are off or unsupported.
     std::size_t huge_page_threshold = 0;
     /// Whether to use transparent huge pages at all (when the system has them).
-    bool use_huge_pages = true;
+    bool huge_pages = true;
     /// Whether allocate() faults every page of the block in before returning
     /// (MADV_POPULATE_WRITE, or one write per page where the kernel lacks it),
     /// so that the first touch by the caller costs nothing. Default: off (the
@@ -40,8 +40,8 @@ struct page_resource_options {
 
     /// Sets huge_page_threshold; returns *this.
     page_resource_options& with_huge_page_threshold(std::size_t v) noexcept { huge_page_threshold = v; return *this; }
-    /// Sets use_huge_pages; returns *this.
-    page_resource_options& with_huge_pages(bool v) noexcept { use_huge_pages = v; return *this; }
+    /// Sets huge_pages; returns *this.
+    page_resource_options& with_huge_pages(bool v) noexcept { huge_pages = v; return *this; }
     /// Sets populate; returns *this.
     page_resource_options& with_populate(bool v) noexcept { populate = v; return *this; }
 };
@@ -87,7 +87,7 @@ public:
     ~page_resource() override = default;
 
     /// Returns: the effective options (threshold raised to the huge page size,
-    /// use_huge_pages false when the system has no huge pages; the threshold
+    /// huge_pages false when the system has no huge pages; the threshold
     /// is then left as given).
     const page_resource_options& options() const noexcept { return options_; }
 

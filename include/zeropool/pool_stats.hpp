@@ -21,15 +21,15 @@ struct pool_stats {
     std::uint64_t upstream_deallocations = 0;
     /// Idle bytes held by the pool now, in all tiers: each block counted as
     /// the bytes it holds from upstream (not the request's size).
-    std::size_t cached_bytes = 0;
+    std::size_t idle_bytes = 0;
     /// Idle blocks held by the pool now, in all tiers.
-    std::size_t cached_buffers = 0;
+    std::size_t idle_blocks = 0;
     /// Bytes of the max_cached_bytes budget in use now: the idle bytes of the
     /// shards plus every thread cache's reservation. Read in one atomic load,
     /// so it is <= max_cached_bytes in every snapshot, even while other
-    /// threads run (cached_bytes, summed tier by tier, may count a block that
+    /// threads run (idle_bytes, summed tier by tier, may count a block that
     /// moves between tiers twice). When no other thread is inside the pool,
-    /// cached_bytes <= reserved_bytes.
+    /// idle_bytes <= reserved_bytes.
     std::size_t reserved_bytes = 0;
 };
 

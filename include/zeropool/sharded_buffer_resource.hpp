@@ -18,6 +18,7 @@
 #include <zeropool/pool_config.hpp>
 #include <zeropool/pool_stats.hpp>
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,12 @@ public:
     /// Throws: std::bad_alloc if the pool's bookkeeping cannot be allocated.
     sharded_buffer_resource();
 
+    /// Effects: builds a pool with the default options over `upstream`, which
+    /// must outlive the pool. Makes no upstream call.
+    /// Throws: std::invalid_argument if `upstream` is null; std::bad_alloc if
+    /// the pool's bookkeeping cannot be allocated.
+    explicit sharded_buffer_resource(std::pmr::memory_resource* upstream);
+
     /// Effects: builds a pool with normalize(config) over `upstream`, which
     /// must outlive the pool. Makes no upstream call.
     /// Throws: std::invalid_argument if `upstream` is null; std::bad_alloc if
@@ -63,27 +70,41 @@ public:
     sharded_buffer_resource& operator=(const sharded_buffer_resource&) = delete;
 
     /// Non-standard extension.
-    /// Returns: a buffer with size() == size, capacity() >= size, whose
-    /// allocator uses this pool; its bytes are not written (not zeroed).
+    /// Returns: a buffer with size() == size and capacity() == size, whose
+    /// allocator uses this pool; its bytes are not written (not zeroed). The
+    /// block behind it may be larger (its size class, up to 25% more):
+    /// get(good_size(n)) uses all of it.
     /// Throws: what upstream throws (std::bad_alloc), std::length_error if
     /// `size` exceeds buffer::max_size().
     buffer get(std::size_t size);
 
     /// Non-standard extension.
-    /// Effects: gives the storage of `buf` back (its capacity() decides the
-    /// size class) and leaves `buf` empty. An empty buffer is a no-op. A
-    /// buffer whose allocator uses another resource is released to that
-    /// resource (this pool is not touched). Throws: nothing.
+    /// Precondition: `buf` is empty or was allocated by this pool (its
+    /// allocator's resource is *this); checked by an assertion in debug builds.
+    /// Effects: gives the storage of `buf` back to the pool (its capacity(),
+    /// not its size(), names the block) and leaves `buf` empty. An empty
+    /// buffer is a no-op. In builds without assertions, a buffer of another
+    /// resource is released to that resource, and this pool is not touched.
+    /// Throws: nothing.
     void put(buffer&& buf) noexcept;
 
     /// Non-standard extension.
-    /// Effects: allocates up to `count` blocks of the class of `size` from
-    /// upstream, writes one byte in each of their pages (so their pages are
-    /// faulted in now, not at first use), and keeps them idle in the shards,
-    /// stopping early when the caps (max_cached_bytes, max_buffers_per_shard)
-    /// are reached. Does nothing when `size` is not pooled.
+    /// Returns: the bytes that a request of `size` bytes (default alignment)
+    /// may use without a larger block: its size class when the pool pools it,
+    /// else `size` (as nallocx and mi_good_size do). good_size(n) >= n.
+    /// Throws: nothing. Complexity: O(1).
+    std::size_t good_size(std::size_t size) const noexcept;
+
+    /// Non-standard extension.
+    /// Effects: allocates up to `count` blocks of the class of `size` (default
+    /// alignment) from upstream, writes one byte in each of their pages (so
+    /// their pages are faulted in now, not at first use), and keeps them idle
+    /// in the shards, stopping early when the caps (max_cached_bytes,
+    /// max_buffers_per_shard) are reached. Does nothing when `size` is not
+    /// pooled.
+    /// Returns: the number of blocks kept (< count when a cap stopped it).
     /// Throws: what upstream throws; blocks already obtained stay pooled.
-    void preallocate(std::size_t count, std::size_t size);
+    std::size_t preallocate(std::size_t count, std::size_t size);
 
     /// Non-standard extension.
     /// Effects: returns to upstream every idle block held by the shards and by
@@ -119,10 +140,8 @@ private:
 };
 
 // get and put are inline so that the vector's bookkeeping folds into the
-// caller (perf/buffer_api_bench). get constructs the vector at its size rather
-// than resizing an empty one: resize() goes through _M_default_append, which
-// g++ 12 leaves out of line (about 50 instructions, 1.4-1.6x the raw round
-// trip); the sized constructor inlines to the allocation alone.
+// caller. get constructs the vector at its size: resize() of an empty vector
+// stays out of line in libstdc++ (docs/design.md, "The buffer API").
 inline buffer sharded_buffer_resource::get(std::size_t size) {
     // The default-initialising allocator: no byte is written.
     return buffer(size, default_init_allocator<std::byte>(this));
@@ -130,6 +149,7 @@ inline buffer sharded_buffer_resource::get(std::size_t size) {
 
 inline void sharded_buffer_resource::put(buffer&& buf) noexcept {
     if (buf.capacity() == 0) return;
+    assert(buf.get_allocator().resource() == this && "zeropool: put() of a buffer from another resource");
     buffer released(std::move(buf)); // its destructor deallocates through its own resource
     buf.clear();
 }

@@ -263,7 +263,7 @@ void check_accounting(const zp::sharded_buffer_resource& pool, const recording_u
     const zp::pool_stats st = pool.stats();
     check(st.upstream_allocations == up.allocations(), "stats: upstream_allocations differs from upstream");
     check(st.upstream_deallocations == up.deallocations(), "stats: upstream_deallocations differs from upstream");
-    check(st.cached_bytes <= st.reserved_bytes, "stats: cached_bytes > reserved_bytes");
+    check(st.idle_bytes <= st.reserved_bytes, "stats: idle_bytes > reserved_bytes");
     check(st.reserved_bytes <= pool.config().max_cached_bytes, "stats: reserved_bytes > max_cached_bytes");
     std::size_t held_bytes = 0;
     std::size_t held_blocks = 0;
@@ -273,11 +273,11 @@ void check_accounting(const zp::sharded_buffer_resource& pool, const recording_u
         held_bytes += upstream_bytes_of(pool, cap, b.alignment);
         ++held_blocks;
     }
-    if (up.outstanding_bytes() != st.cached_bytes + held_bytes)
+    if (up.outstanding_bytes() != st.idle_bytes + held_bytes)
         std::fprintf(stderr, "upstream holds %zu bytes, pool idle %zu, live %zu\n", up.outstanding_bytes(),
-                     st.cached_bytes, held_bytes);
-    check(up.outstanding_bytes() == st.cached_bytes + held_bytes, "upstream bytes != idle + live bytes");
-    check(up.outstanding_blocks() == st.cached_buffers + held_blocks, "upstream blocks != idle + live blocks");
+                     st.idle_bytes, held_bytes);
+    check(up.outstanding_bytes() == st.idle_bytes + held_bytes, "upstream bytes != idle + live bytes");
+    check(up.outstanding_blocks() == st.idle_blocks + held_blocks, "upstream blocks != idle + live blocks");
 }
 
 void run_input(const std::uint8_t* data, std::size_t size) {
