@@ -9,7 +9,7 @@
 #
 # Purposes:
 #   library     build the library alone with CMake (no Boost, no Google Benchmark)
-#   demo        build and run the headline demo (perf/file_read_demo.cpp)
+#   demo        build and run the headline demo (perf/tools/file_read_demo.cpp)
 #   tests       every configuration of test/run_tests.sh: Boost.Test and
 #               Boost.Container 1.81, b2, Google Benchmark (the benchmarks are
 #               built in three configurations), clang with its sanitizer and

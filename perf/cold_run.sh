@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs zeropool's cold-path benchmarks (perf/cold_start_bench.cpp), every peer
+# Runs zeropool's cold-path benchmarks (perf/bench/cold_start_bench.cpp), every peer
 # in one run, and prints the tables of docs/benchmarks.md ("Cold path"):
 #
 #   bash perf/cold_run.sh                 7 repetitions of every benchmark
@@ -13,13 +13,13 @@
 # random interleaving, a sample's time depends mostly on how much memory the
 # sample before it freed (see docs/cold_path.md). As root on Debian it installs what it needs (the
 # `benchmarks` list of .ci/packages.sh). Builds the CMake preset `perf` into build/perf; the JSON
-# goes to perf/results/cold_start_bench.json, the tables to
-# perf/results/cold_tables.md. Takes about 5 minutes.
+# goes to build/perf/results/cold_start_bench.json, the tables to
+# build/perf/results/cold_tables.md. Takes about 5 minutes.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$repo/build/perf
-results=$repo/perf/results
+results=$build/results
 reps=${ZEROPOOL_COLD_REPS:-7}
 
 # shellcheck source=../.ci/packages.sh
@@ -34,4 +34,4 @@ rm -f "$results"/cold_*.json
 (cd "$(dirname "$bench")" && ./cold_start_bench --benchmark_repetitions="$reps" \
     --benchmark_out="$results/cold_start_bench.json" --benchmark_out_format=json)
 
-python3 "$repo/perf/cold_report.py" "$results"/cold_*.json | tee "$results/cold_tables.md"
+python3 "$repo/perf/report/cold_report.py" "$results"/cold_*.json | tee "$results/cold_tables.md"

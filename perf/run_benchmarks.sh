@@ -8,13 +8,13 @@
 #    preset `perf` (Release, every benchmark) into build/perf; the optional
 #    peers are used when their Debian packages are installed: libtbb-dev,
 #    libgoogle-perftools-dev, libjemalloc-dev, libmimalloc-dev;
-# 2. runs every benchmark program with repetitions, JSON into perf/results/:
+# 2. runs every benchmark program with repetitions, JSON into build/perf/results/:
 #    the malloc variants (<program>_tcmalloc, ...) with a filter on their
 #    malloc rows, and the mixed-sizes rows each in a process of its own (their
 #    peak RSS and malloc's state would otherwise carry over between rows);
-# 3. runs the file-read demo (workload 7), its table into perf/results/, and
-#    the footprint model of workloads 6 and 8 (perf/footprint_model.cpp);
-# 4. perf/report.py writes the tables into docs/benchmarks.md (between its
+# 3. runs the file-read demo (workload 7), its table into build/perf/results/, and
+#    the footprint model of workloads 6 and 8 (perf/tools/footprint_model.cpp);
+# 4. perf/report/report.py writes the tables into docs/benchmarks.md (between its
 #    marker comments) and the chart docs/benchmarks.svg.
 #
 # Environment (defaults in brackets):
@@ -23,13 +23,13 @@
 #   ZEROPOOL_PERF_JOBS      build parallelism [number of CPUs]
 #   ZEROPOOL_PERF_DEMO_MIB  file size of the demo, MiB [512]
 #   ZEROPOOL_PERF_SKIP_RUN  1: only regenerate the tables and chart from the
-#                           JSON already in perf/results/
+#                           JSON already in build/perf/results/
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "${script_dir}/.." && pwd)"
 build_dir="${repo_root}/build/perf"
-results="${repo_root}/perf/results"
+results="${build_dir}/results"
 reps="${ZEROPOOL_PERF_REPS:-5}"
 min_time="${ZEROPOOL_PERF_MIN_TIME:-0.1}"
 jobs="${ZEROPOOL_PERF_JOBS:-$(nproc 2> /dev/null || echo 1)}"
@@ -102,5 +102,5 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
 fi
 
 # ---- 4. tables and chart -----------------------------------------------------
-python3 "${script_dir}/report.py" --results "${results}" \
+python3 "${script_dir}/report/report.py" --results "${results}" \
     --markdown "${repo_root}/docs/benchmarks.md" --svg "${repo_root}/docs/benchmarks.svg"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs zeropool's headline demo (perf/file_read_demo.cpp).
+# Builds and runs zeropool's headline demo (perf/tools/file_read_demo.cpp).
 #
 #   bash perf/run_demo.sh [demo arguments...]
 #

@@ -28,7 +28,7 @@
 //                              is a page fault when the step writes it.
 #include <zeropool/detail/size_class.hpp>
 
-#include "mixed_sizes.hpp"
+#include "../common/mixed_sizes.hpp"
 
 #include <algorithm>
 #include <array>

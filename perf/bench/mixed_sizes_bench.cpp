@@ -81,7 +81,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "mixed_sizes.hpp"
+#include "../common/mixed_sizes.hpp"
 #include "peers.hpp"
 
 #include <boost/container/pmr/memory_resource.hpp>

@@ -32,7 +32,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "file_io.hpp"
+#include "../common/file_io.hpp"
 #include "peers.hpp"
 
 #include <cstddef>

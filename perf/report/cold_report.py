@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables of zeropool's cold-path benchmarks from Google Benchmark JSON files.
 
-    python3 perf/cold_report.py perf/results/cold_start_bench.json
+    python3 perf/report/cold_report.py build/perf/results/cold_start_bench.json
 
 Reads the runs of perf/cold_start_bench (written by perf/cold_run.sh; several
 files may be given) and prints Markdown: the machine, then for cold

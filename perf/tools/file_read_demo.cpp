@@ -30,7 +30,7 @@
 
 #include <zeropool/sharded_buffer_resource.hpp>
 
-#include "file_io.hpp"
+#include "../common/file_io.hpp"
 
 #include <algorithm>
 #include <cerrno>
