@@ -35,14 +35,10 @@ registry& reg() noexcept {
     return *r;
 }
 
-// The calling thread's record, for the slow paths in this file. Its address
-// is taken out of line on purpose: g++ 12 at -O2 with ASan and UBSan tests a
-// member access's TLS address for null by the flags of the `add` that
-// computes it, and the linker may relax that initial-exec `add` to a `lea`,
-// which sets no flags; UBSan then reports "member access within null pointer
-// of type 'struct thread_locals'" on whatever an earlier instruction left in
-// ZF. A returned reference is tested with a real `test` instead. Costs one
-// call on paths that already take a mutex or allocate.
+// The calling thread's record, for the slow paths in this file, taken out of
+// line so that g++'s UBSan null check tests a returned reference rather than
+// the flags of a relaxed TLS `add` (docs/reliability.md, "What was
+// found"). One call, on paths that already lock or allocate.
 ZEROPOOL_NOINLINE thread_locals& this_thread_locals() noexcept { return tls; }
 
 void clear_slots_of(thread_locals& t, const thread_cache* c) noexcept {

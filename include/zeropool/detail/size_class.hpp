@@ -75,9 +75,8 @@ constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
 
 /// Blocks of at least this size start the data of low-alignment requests
 /// `low_alignment_offset` bytes past the block's (page-aligned) start, as
-/// malloc does; upstream is asked for that many bytes more. Reading into a
-/// page-aligned destination is measurably slower (docs/design.md,
-/// "Measurements": about 15% for read(2) here).
+/// malloc does; upstream is asked for that many bytes more: reading into a
+/// page-aligned destination is slower (docs/design.md, "Measurements").
 inline constexpr std::size_t offset_min_block = std::size_t{64} << 10;
 inline constexpr std::size_t low_alignment_offset = 16;
 
