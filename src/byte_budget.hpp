@@ -10,8 +10,14 @@
 // What it counts: the bytes of the blocks the shards hold, plus every thread
 // cache's reservation (the bytes its slots hold and the room it keeps for
 // more, so that a cache hit or put needs no atomic read-modify-write).
+//
+// It is the only writer of a cache's reservation. Invariants, asserted in
+// debug builds after every change: used <= cap; for each cache,
+// held <= reserved <= cache_limit.
 #ifndef ZEROPOOL_SRC_BYTE_BUDGET_HPP
 #define ZEROPOOL_SRC_BYTE_BUDGET_HPP
+
+#include "thread_cache.hpp"
 
 #include <atomic>
 #include <cassert>
@@ -21,7 +27,9 @@ namespace zeropool::detail {
 
 class byte_budget {
 public:
-    explicit byte_budget(std::size_t cap) noexcept : cap_(cap) {}
+    /// A budget of `cap` bytes, of which one thread cache may reserve at most
+    /// `cache_limit`.
+    byte_budget(std::size_t cap, std::size_t cache_limit) noexcept : cap_(cap), cache_limit_(cache_limit) {}
 
     byte_budget(const byte_budget&) = delete;
     byte_budget& operator=(const byte_budget&) = delete;
@@ -43,12 +51,53 @@ public:
         assert(before >= bytes && "byte_budget: more released than reserved");
     }
 
+    // ---- a thread cache's reservation (the cache's owner, or its destructor) ----
+
+    /// Grows `cache`'s reservation by `bytes` taken from the budget; false (and
+    /// nothing changed) when the cap does not allow it.
+    bool grow(thread_cache& cache, std::size_t bytes) noexcept {
+        if (!try_reserve(bytes)) return false;
+        cache.set_reserved(cache.reserved() + bytes);
+        check(cache);
+        return true;
+    }
+
+    /// Gives `bytes` of `cache`'s reservation, not held by any of its blocks,
+    /// back to the budget.
+    void shrink(thread_cache& cache, std::size_t bytes) noexcept {
+        cache.set_reserved(cache.reserved() - bytes);
+        release(bytes);
+        check(cache);
+    }
+
+    /// Blocks whose budget is held (from a shard) move into `cache`: `bytes`
+    /// of that budget join its reservation; the total is unchanged.
+    void adopt(thread_cache& cache, std::size_t bytes) noexcept {
+        cache.set_reserved(cache.reserved() + bytes);
+        check(cache);
+    }
+
+    /// Blocks just popped from `cache` leave for a shard with their budget:
+    /// `bytes` leave its reservation; the total is unchanged.
+    void hand_over(thread_cache& cache, std::size_t bytes) noexcept {
+        cache.set_reserved(cache.reserved() - bytes);
+        check(cache);
+    }
+
     /// Bytes reserved now (a relaxed snapshot).
     std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
     std::size_t cap() const noexcept { return cap_; }
+    std::size_t cache_limit() const noexcept { return cache_limit_; }
 
 private:
+    void check([[maybe_unused]] const thread_cache& cache) const noexcept {
+        assert(cache.held() <= cache.reserved() && "byte_budget: a cache holds more than it reserved");
+        assert(cache.reserved() <= cache_limit_ && "byte_budget: a cache reserved more than its limit");
+        assert(used() <= cap_ && "byte_budget: more reserved than the cap");
+    }
+
     const std::size_t cap_;
+    const std::size_t cache_limit_;
     std::atomic<std::size_t> used_{0};
 };
 

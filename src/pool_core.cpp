@@ -12,10 +12,9 @@ namespace zeropool::detail {
 pool_core::pool_core(std::uint64_t pool_id, const pool_config& config, std::pmr::memory_resource* upstream_resource)
     : registered_pool(pool_id),
       shards(config.num_shards, static_cast<std::uint32_t>(config.max_buffers_per_shard)),
-      budget(config.max_cached_bytes),
+      budget(config.max_cached_bytes, config.max_cached_bytes / 4),
       upstream(upstream_resource),
-      tls_capacity_(static_cast<std::uint32_t>(config.tls_cache_size)),
-      thread_cache_limit_(config.max_cached_bytes / 4) {
+      tls_capacity_(static_cast<std::uint32_t>(config.tls_cache_size)) {
     register_pool(*this);
 }
 

@@ -7,7 +7,7 @@
 //   shards    see shard_set.hpp.
 //   budget    see byte_budget.hpp.
 //   upstream  see counted_upstream.hpp.
-//   tls_capacity, thread_cache_limit   immutable.
+//   tls_capacity_   immutable.
 //   the registered_pool base   see thread_registry.hpp.
 //
 // The tiers hold block starts: a request's data starts data_offset(class,
@@ -58,9 +58,6 @@ public:
     /// Returns the calling thread's cached blocks and every shard's upstream.
     void trim() noexcept;
 
-    /// The thread-cache limit: the bytes one cache may reserve.
-    std::size_t thread_cache_limit() const noexcept { return thread_cache_limit_; }
-
     shard_set shards;
     byte_budget budget;
     counted_upstream upstream;
@@ -86,7 +83,6 @@ private:
     void return_shards_upstream() noexcept;
 
     const std::uint32_t tls_capacity_;
-    const std::size_t thread_cache_limit_;
 };
 
 } // namespace zeropool::detail

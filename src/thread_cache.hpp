@@ -28,6 +28,7 @@
 namespace zeropool::detail {
 
 class registered_pool;
+class byte_budget;
 
 /// A small LIFO array of idle blocks owned by one thread for one pool. The
 /// hit paths (take, try_put) take no lock and do no atomic read-modify-write.
@@ -170,13 +171,9 @@ public:
     std::size_t held() const noexcept {
         return reserved_.load(std::memory_order_relaxed) - room_.load(std::memory_order_relaxed);
     }
+    /// Bytes of the pool's budget this cache holds (byte_budget changes it).
+    /// Owner thread only.
     std::size_t reserved() const noexcept { return reserved_.load(std::memory_order_relaxed); }
-    /// Sets the reservation; `bytes` must be >= held(). Owner thread only.
-    void set_reserved(std::size_t bytes) noexcept {
-        const std::size_t h = held();
-        reserved_.store(bytes, std::memory_order_relaxed);
-        room_.store(bytes - h, std::memory_order_relaxed);
-    }
 
     // ---- any thread (relaxed snapshots for stats) ----------------------------
 
@@ -198,6 +195,16 @@ public:
     bool orphaned_ = false;        // the owner let go while draining_: release_dead_cache frees it
 
 private:
+    friend class byte_budget;          // the one writer of the reservation
+    friend struct thread_cache_access; // unit tests (test/thread_cache_test.cpp)
+
+    /// Sets the reservation; `bytes` must be >= held(). Owner thread only.
+    void set_reserved(std::size_t bytes) noexcept {
+        const std::size_t h = held();
+        reserved_.store(bytes, std::memory_order_relaxed);
+        room_.store(bytes - h, std::memory_order_relaxed);
+    }
+
     void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
         ZEROPOOL_POISON_IDLE(p, bytes);
         cls_[n + 1] = cls;

@@ -33,7 +33,7 @@ void pool_core::deallocate_block(void* block, std::uint32_t cls) noexcept {
     const std::size_t bytes = upstream_size(cls);
     if (thread_cache* cache = find_or_create_cache(*this, tls_capacity_)) {
         if (cache->try_put(block, cls, bytes)) return;
-        if (bytes <= thread_cache_limit_) {
+        if (bytes <= budget.cache_limit()) {
             spill_and_cache(*cache, block, cls);
             return;
         }
@@ -54,16 +54,16 @@ void pool_core::spill_and_cache(thread_cache& cache, void* block, std::uint32_t 
     cached_block moving[thread_cache::max_capacity];
     std::uint32_t n = 0;
     const std::uint32_t keep = cache.full() ? cache.count() / 2 : cache.count();
-    while (!cache.empty() && (cache.count() > keep || cache.held() + bytes > thread_cache_limit_)) {
+    while (!cache.empty() && (cache.count() > keep || cache.held() + bytes > budget.cache_limit())) {
         const std::size_t oldest_bytes = upstream_size(cache.oldest_class());
         moving[n++] = cache.pop_oldest(oldest_bytes);
-        cache.set_reserved(cache.reserved() - oldest_bytes); // its budget moves with it
+        budget.hand_over(cache, oldest_bytes); // its budget moves with it
     }
     if (n != 0) release_blocks(moving, n);
+    // held + bytes <= cache_limit now, so the reservation stays within it.
     const std::size_t wanted = cache.held() + bytes;
     const std::size_t need = wanted > cache.reserved() ? wanted - cache.reserved() : 0;
-    if (need == 0 || budget.try_reserve(need)) {
-        cache.set_reserved(cache.reserved() + need);
+    if (need == 0 || budget.grow(cache, need)) {
         cache.push(block, cls, bytes);
         return;
     }
@@ -80,7 +80,8 @@ void* pool_core::refill_from_shards(thread_cache& cache, std::uint32_t cls, bool
     const std::size_t bytes = upstream_size(cls);
     std::uint32_t extra = 0;
     if (batch) {
-        const std::size_t share = thread_cache_limit_ > cache.held() ? thread_cache_limit_ - cache.held() : 0;
+        const std::size_t limit = budget.cache_limit();
+        const std::size_t share = limit > cache.held() ? limit - cache.held() : 0;
         const std::size_t by_bytes = share / bytes;
         extra = by_bytes < cache.free_slots() ? static_cast<std::uint32_t>(by_bytes) : cache.free_slots();
     }
@@ -90,16 +91,15 @@ void* pool_core::refill_from_shards(thread_cache& cache, std::uint32_t cls, bool
         if (s.probably_empty()) return false;
         const std::uint32_t taken = s.take_batch(cls, got, extra + 1);
         if (taken == 0) return false;
-        // got[0] is served: it leaves the idle budget. The others fill the
-        // cache's unused reservation first (their budget is then released),
-        // and bring the rest of their budget with them. The reservation then
-        // stays <= max(reserved before, held before + (taken - 1) * bytes),
-        // and held + extra * bytes <= thread_cache_limit_.
+        // got[0] is served: its budget is released. The others move into the
+        // cache with theirs: the reservation grows only by what its room does
+        // not cover, to max(reserved, held + incoming) <= cache_limit (held +
+        // extra * bytes is within it), and the rest of their budget is released.
+        const std::size_t incoming = bytes * (taken - 1);
         const std::size_t room = cache.reserved() - cache.held();
-        const std::uint32_t moved = taken - 1;
-        const std::uint32_t covered = room / bytes < moved ? static_cast<std::uint32_t>(room / bytes) : moved;
-        budget.release(bytes * (1 + std::size_t{covered}));
-        cache.set_reserved(cache.reserved() + bytes * (moved - covered));
+        const std::size_t need = incoming > room ? incoming - room : 0;
+        budget.release(bytes + (incoming - need));
+        budget.adopt(cache, need);
         for (std::uint32_t i = 1; i < taken; ++i) cache.push(got[i], cls, bytes);
         served = got[0];
         return true;
@@ -113,16 +113,15 @@ void pool_core::empty_cache(thread_cache& cache, bool to_upstream) noexcept {
     while (!cache.empty()) {
         const std::size_t oldest_bytes = upstream_size(cache.oldest_class());
         const cached_block b = cache.pop_oldest(oldest_bytes);
-        cache.set_reserved(cache.reserved() - oldest_bytes);
         if (to_upstream) {
-            budget.release(oldest_bytes);
+            budget.shrink(cache, oldest_bytes);
             return_upstream(b.ptr, b.cls);
         } else {
+            budget.hand_over(cache, oldest_bytes);
             release_block(b.ptr, b.cls);
         }
     }
-    budget.release(cache.reserved());
-    cache.set_reserved(0);
+    budget.shrink(cache, cache.reserved());
 }
 
 // ---- shards and upstream ---------------------------------------------------------------
