@@ -1,15 +1,20 @@
 // zeropool: a std::pmr::memory_resource that pools large I/O buffers.
 //
-// Glossary of the tiers, from fastest to slowest:
+// Glossary, from fastest to slowest tier (each has one source file):
 //   thread cache  a few idle blocks per (thread, pool); the owner thread takes
-//                 and returns them with no lock and no atomic read-modify-write.
+//                 and returns them with no lock and no atomic read-modify-write
+//                 (src/thread_cache.hpp; found through src/thread_registry.hpp).
 //   shard         a mutex-protected set of idle blocks, one list per size
 //                 class; each thread has a home shard and looks in the
-//                 others before upstream.
+//                 others before upstream (src/shard.hpp, src/shard_set.hpp).
 //   upstream      any std::pmr::memory_resource; pooled blocks are asked of it
-//                 with their class size and class alignment.
-// A block's class is a pure function of (bytes, alignment): see
-// detail/size_class.hpp and docs/design.md.
+//                 with their class size and class alignment
+//                 (src/counted_upstream.hpp).
+//   budget        the cap on idle bytes, in all tiers (src/byte_budget.hpp).
+// Blocks move between the tiers in src/tier_transfer.cpp. A block's class is
+// a pure function of (bytes, alignment): see detail/size_class.hpp and
+// docs/design.md. A *block* is what the pool holds and hands out; a *buffer*
+// is a zeropool::buffer, which get() makes from a block.
 #ifndef ZEROPOOL_SHARDED_BUFFER_RESOURCE_HPP
 #define ZEROPOOL_SHARDED_BUFFER_RESOURCE_HPP
 
