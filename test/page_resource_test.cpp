@@ -1,6 +1,7 @@
-// zeropool::page_resource and zeropool::size_split_resource: alignment, the
-// balance of map and unmap calls, huge page advice and its fallback, populate,
-// errors surfacing as std::bad_alloc, and the composition under a pool.
+// zeropool::page_resource: alignment, the balance of map and unmap calls, huge
+// page advice and its fallback, populate, errors surfacing as std::bad_alloc,
+// and the composition under a pool (through a size_split_resource, whose own
+// tests are in size_split_resource_test.cpp).
 #include <zeropool/page_resource.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
 #include <zeropool/size_split_resource.hpp>
@@ -34,7 +35,7 @@ namespace {
 using zeropool::page_resource;
 using zeropool::page_resource_options;
 using zeropool::page_resource_stats;
-using zeropool::size_split_resource;
+using zeropool::size_split_resource; // for the composition under a pool
 using zeropool::thp_mode;
 using zeropool_test::expect_balanced;
 using zeropool_test::kib;
@@ -331,38 +332,6 @@ BOOST_AUTO_TEST_CASE(threads_map_and_unmap_concurrently, *boost::unit_test::time
     failures.report();
     const auto total = static_cast<std::uint64_t>(threads) * static_cast<std::uint64_t>(rounds);
     expect_stats(r, total, total, 0);
-}
-
-BOOST_AUTO_TEST_CASE(size_split_routes_by_max_of_bytes_and_alignment, *boost::unit_test::timeout(30)) {
-    recording_resource large;
-    recording_resource small;
-    {
-        size_split_resource split(mib, &large, &small);
-        BOOST_TEST(split.threshold() == mib);
-        BOOST_TEST(split.large() == &large);
-        BOOST_TEST(split.small() == &small);
-
-        void* a = split.allocate(mib - 1, 16);
-        BOOST_TEST(small.outstanding_blocks() == 1u);
-        void* b = split.allocate(mib, 16);
-        BOOST_TEST(large.outstanding_blocks() == 1u);
-        void* c = split.allocate(64, mib); // alignment alone reaches the threshold
-        BOOST_TEST(large.outstanding_blocks() == 2u);
-        split.deallocate(a, mib - 1, 16);
-        split.deallocate(b, mib, 16);
-        split.deallocate(c, 64, mib);
-
-        size_split_resource same(mib, &large, &small);
-        size_split_resource other_threshold(2 * mib, &large, &small);
-        size_split_resource swapped(mib, &small, &large);
-        BOOST_TEST(split.is_equal(same));
-        BOOST_TEST(!split.is_equal(other_threshold));
-        BOOST_TEST(!split.is_equal(swapped));
-        BOOST_CHECK_THROW(size_split_resource(mib, nullptr, &small), std::invalid_argument);
-        BOOST_CHECK_THROW(size_split_resource(mib, &large, nullptr), std::invalid_argument);
-    }
-    expect_balanced(large);
-    expect_balanced(small);
 }
 
 BOOST_AUTO_TEST_CASE(pool_over_page_resource_for_large_classes, *boost::unit_test::timeout(120)) {

@@ -47,10 +47,13 @@ void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     }
 }
 void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return ::operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+// Out of line, so that g++ does not pair an inlined operator new with free()
+// and warn of a mismatch (-Wmismatched-new-delete): both sides use malloc.
+[[gnu::noinline]] static void release_heap(void* p) noexcept { std::free(p); }
+void operator delete(void* p) noexcept { release_heap(p); }
+void operator delete[](void* p) noexcept { release_heap(p); }
+void operator delete(void* p, std::size_t) noexcept { release_heap(p); }
+void operator delete[](void* p, std::size_t) noexcept { release_heap(p); }
 
 namespace {
 

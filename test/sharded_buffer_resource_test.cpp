@@ -362,8 +362,9 @@ BOOST_AUTO_TEST_CASE(a_fresh_caches_first_request_is_checked, *boost::unit_test:
 // ---- tiers and caps --------------------------------------------------------------
 
 // A thread that keeps missing one class (a producer: another thread frees
-// what it allocates) takes several blocks per shard lock; a thread asking
-// each class once takes one each and hoards nothing.
+// what it allocates) takes several blocks per shard lock (docs/design.md,
+// "Allocate"); a thread asking each class once is served by one shard hit per
+// class. How many blocks a refill moves is pinned in refill_policy_*, not here.
 BOOST_AUTO_TEST_CASE(repeated_misses_of_a_class_refill_the_cache_in_one_lock, *boost::unit_test::timeout(60)) {
     recording_resource upstream;
     {
@@ -388,13 +389,14 @@ BOOST_AUTO_TEST_CASE(repeated_misses_of_a_class_refill_the_cache_in_one_lock, *b
             for (std::size_t c = 0; c < 3; ++c) pool.deallocate(one[c], sizes[c]);
         }).join();
         std::thread([&] {
-            // Twelve of one class, all live: the first miss takes one block;
-            // each later miss takes one plus four for the cache, which then
-            // serves four: 1 + 5 + 5 + 1 allocations from 4 shard locks.
+            // Twelve of one class, all live, all from the pool: each is a
+            // shard hit or a thread cache hit of a block a refill moved into
+            // this thread's cache (it frees nothing, so nothing else is
+            // there). Some were refilled: fewer shard locks than blocks.
             std::vector<void*> got = allocate_n(pool, 12, sizes[0]);
             const pool_stats t = pool.stats();
-            BOOST_TEST(t.shard_hits == 3u + 4u);
-            BOOST_TEST(t.thread_cache_hits == 8u);
+            BOOST_TEST((t.shard_hits - 3u) + t.thread_cache_hits == 12u);
+            BOOST_TEST(t.thread_cache_hits > 0u);
             BOOST_TEST(t.upstream_allocations == 36u);
             BOOST_TEST(std::set<void*>(got.begin(), got.end()).size() == 12u);
             deallocate_all(pool, got, sizes[0]);
@@ -414,21 +416,86 @@ BOOST_AUTO_TEST_CASE(shard_tier_serves_once_the_thread_cache_is_full, *boost::un
         const std::set<void*> first(blocks.begin(), blocks.end());
         deallocate_all(pool, blocks, 64 * kib);
         pool_stats s = pool.stats();
-        BOOST_TEST(s.idle_blocks == 5u); // 2 in the thread cache, 3 in shards
+        BOOST_TEST(s.idle_blocks == 5u); // at most 2 in the thread cache, the rest in shards
         BOOST_TEST(s.idle_bytes == 5 * upstream_bytes(64 * kib));
         BOOST_TEST(s.upstream_deallocations == 0u);
         blocks = allocate_n(pool, 5, 64 * kib);
         const std::set<void*> second(blocks.begin(), blocks.end());
         BOOST_TEST((second == first)); // all reused
         s = pool.stats();
-        // 2 from the thread cache; then a miss of the class missed last
-        // (the first round's): one shard lock serves it and refills the two
-        // free slots, which serve the last two.
-        BOOST_TEST(s.thread_cache_hits == 4u);
-        BOOST_TEST(s.shard_hits == 1u);
+        // All five from the pool: the last block freed stayed in the thread
+        // cache (a hit), and the blocks the cache could not hold came through
+        // the shards (at least one shard hit). How the rest split between the
+        // tiers is the refill policy, pinned in refill_policy_*.
+        BOOST_TEST(s.thread_cache_hits + s.shard_hits == 5u);
+        BOOST_TEST(s.thread_cache_hits >= 1u);
+        BOOST_TEST(s.shard_hits >= 1u);
         BOOST_TEST(s.upstream_allocations == 5u);
         BOOST_TEST(s.idle_blocks == 0u);
         deallocate_all(pool, blocks, 64 * kib);
+    }
+    expect_balanced(upstream);
+}
+
+// Pins the current refill and spill policy (docs/design.md, "Allocate",
+// "Deallocate" and "Bounds"): exact thread cache and shard hit counts that
+// follow from how many blocks a refill moves in one shard lock and how many a
+// full thread cache sends to the shards, not from any documented contract.
+// Expected to change with that policy: update these numbers and design.md
+// together. The contracts these scenarios stand for (every allocation served
+// from the pool, upstream untouched, no block lost) are asserted by the tests
+// above, which do not depend on these numbers.
+BOOST_AUTO_TEST_CASE(refill_policy_pins_current_batch_and_spill_counts, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        // A producer: twelve of one class from the shards, by a thread that
+        // frees none. The first miss takes one block; each repeated miss of
+        // the class takes one plus one per free slot of the 4-slot cache,
+        // which then serves those: 1 + (1 + 4) + (1 + 4) + 1, from 4 shard locks.
+        sharded_buffer_resource pool(pool_config{}.with_tls_cache_size(4), &upstream);
+        std::vector<void*> blocks = allocate_n(pool, 12, 64 * kib);
+        std::thread([&] { deallocate_all(pool, blocks, 64 * kib); }).join(); // its cache goes to the shards
+        BOOST_TEST_REQUIRE(pool.stats().idle_blocks == 12u);
+        std::thread([&] {
+            std::vector<void*> got = allocate_n(pool, 12, 64 * kib);
+            const pool_stats t = pool.stats();
+            BOOST_TEST(t.shard_hits == 4u);
+            BOOST_TEST(t.thread_cache_hits == 8u);
+            BOOST_TEST(t.upstream_allocations == 12u);
+            deallocate_all(pool, got, 64 * kib);
+        }).join();
+    }
+    expect_balanced(upstream);
+    {
+        // A full 2-slot cache sends its oldest block to a shard on each
+        // further free (half the cache), so after five frees it holds the last
+        // two. Reallocating: 2 thread cache hits; then a repeated miss (the
+        // first round missed this class too) takes one block and refills the
+        // two free slots under one shard lock: 1 shard hit, 2 more cache hits.
+        sharded_buffer_resource pool(pool_config{}.with_tls_cache_size(2), &upstream);
+        std::vector<void*> blocks = allocate_n(pool, 5, 64 * kib);
+        deallocate_all(pool, blocks, 64 * kib);
+        blocks = allocate_n(pool, 5, 64 * kib);
+        const pool_stats s = pool.stats();
+        BOOST_TEST(s.thread_cache_hits == 4u);
+        BOOST_TEST(s.shard_hits == 1u);
+        BOOST_TEST(s.upstream_allocations == 5u);
+        deallocate_all(pool, blocks, 64 * kib);
+    }
+    expect_balanced(upstream);
+    {
+        // The first miss of a class takes one block only (no refill): two
+        // allocations of preallocated blocks are two shard hits.
+        sharded_buffer_resource pool(pool_config{}, &upstream);
+        BOOST_TEST(pool.preallocate(3, mib) == 3u);
+        void* p = pool.allocate(mib);
+        void* q = pool.allocate(mib);
+        const pool_stats s = pool.stats();
+        BOOST_TEST(s.shard_hits == 2u);
+        BOOST_TEST(s.thread_cache_hits == 0u);
+        BOOST_TEST(s.upstream_allocations == 3u);
+        pool.deallocate(p, mib);
+        pool.deallocate(q, mib);
     }
     expect_balanced(upstream);
 }
@@ -563,7 +630,10 @@ BOOST_AUTO_TEST_CASE(preallocate_fills_the_shards, *boost::unit_test::timeout(60
         zeropool::buffer buf = pool.get(mib);
         s = pool.stats();
         BOOST_TEST(s.upstream_allocations == 3u);
-        BOOST_TEST(s.shard_hits == 2u);
+        // The first from a shard (this thread's cache is empty); the second
+        // from a shard or from the cache, if the first miss refilled it.
+        BOOST_TEST(s.shard_hits >= 1u);
+        BOOST_TEST(s.shard_hits + s.thread_cache_hits == 2u);
         BOOST_TEST(s.idle_blocks == 1u);
         pool.put(std::move(buf));
         pool.deallocate(p, mib);

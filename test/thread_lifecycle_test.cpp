@@ -209,6 +209,8 @@ BOOST_AUTO_TEST_CASE(exiting_thread_hands_cached_blocks_to_a_shard,
     });
     taker.join();
     log.report();
+    // One idle block per class, all in the shards, and a taker with an empty
+    // cache: each allocation is a shard hit.
     const zp::pool_stats reused = pool.stats();
     BOOST_TEST(reused.shard_hits == after.shard_hits + 4);
     BOOST_TEST(reused.upstream_allocations == before.upstream_allocations);
@@ -400,8 +402,13 @@ BOOST_AUTO_TEST_CASE(deallocate_after_thread_teardown_goes_to_a_shard,
         });
         taker.join();
         log.report();
+        // Both from the pool: the first by a shard hit (the taker's cache is
+        // empty), the second by a shard hit or from the taker's cache if the
+        // first refilled it (the refill policy: refill_policy_* in
+        // sharded_buffer_resource_test.cpp).
         const zp::pool_stats after = pool.stats();
-        BOOST_TEST(after.shard_hits == 3u);
+        BOOST_TEST(after.shard_hits + after.thread_cache_hits == st.shard_hits + st.thread_cache_hits + 2);
+        BOOST_TEST(after.shard_hits >= st.shard_hits + 1);
         BOOST_TEST(after.upstream_allocations == 2u);
     }
     expect_balanced(up);

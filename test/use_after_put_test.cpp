@@ -103,6 +103,10 @@ BOOST_AUTO_TEST_CASE(a_reused_block_is_usable_again, *boost::unit_test::timeout(
     BOOST_TEST(from_shard.data() == a_data);
     for (buffer* x : {&from_cache, &from_shard})
         for (std::size_t i = 0; i < x->size(); i += 512) write_byte(x->data() + i);
+    // A cache of one slot: of the two idle blocks, the last put was in it and
+    // the other in a shard, so one allocation was served by each tier (a
+    // refill could only move the shard's block into the cache once the
+    // cache's own block was taken: still one of each).
     const zeropool::pool_stats st = pool.stats();
     BOOST_TEST(st.thread_cache_hits == 1u);
     BOOST_TEST(st.shard_hits == 1u);

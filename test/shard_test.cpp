@@ -1,0 +1,365 @@
+// zeropool::detail::shard (src/shard.hpp), the mutex-protected tier of idle
+// blocks, on its own: push until full, take (LIFO per class, never a block of
+// another class), take_batch (at most `max`, one hit), push_batch (a prefix,
+// until full), take_any (drains everything), the read() snapshot and the
+// probably_empty / probably_full hints as one thread sees them.
+//
+// The blocks are plain heap memory of upstream_size(cls) bytes that the test
+// owns and frees itself; the shard only stores their addresses (and, under
+// AddressSanitizer, poisons them while it holds them).
+#include "../src/shard.hpp"
+
+#define BOOST_TEST_MODULE shard
+#include <boost/test/unit_test.hpp>
+
+#include <zeropool/detail/size_class.hpp>
+
+#include "test_support.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <new>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using zeropool::detail::cached_block;
+using zeropool::detail::class_index;
+using zeropool::detail::shard;
+using zeropool::detail::upstream_size;
+using zeropool_test::kib;
+using zeropool_test::mib;
+
+// Three classes, and a neighbour of the first that is never pushed.
+const std::uint32_t cls_a = class_index(4 * kib);
+const std::uint32_t cls_b = class_index(64 * kib);
+const std::uint32_t cls_c = class_index(mib);
+const std::uint32_t cls_a_next = cls_a + 1;
+
+/// Heap blocks of a given class, freed when the owner goes. Unpoisons them
+/// first: a test may end with blocks still in a shard (poisoned under ASan).
+class blocks {
+public:
+    blocks() = default;
+    blocks(const blocks&) = delete;
+    blocks& operator=(const blocks&) = delete;
+    ~blocks() {
+        for (const cached_block& b : all_) {
+            ZEROPOOL_UNPOISON_IDLE(b.ptr, upstream_size(b.cls));
+            ::operator delete(b.ptr, std::align_val_t{zeropool::detail::block_alignment(b.cls)});
+        }
+    }
+    /// A new block of class `cls`.
+    void* make(std::uint32_t cls) {
+        void* p = ::operator new(upstream_size(cls), std::align_val_t{zeropool::detail::block_alignment(cls)});
+        all_.push_back(cached_block{p, cls});
+        return p;
+    }
+
+private:
+    std::vector<cached_block> all_;
+};
+
+/// Removes every block of `s` with take_any: {block -> class}.
+std::map<void*, std::uint32_t> drain(shard& s) {
+    std::map<void*, std::uint32_t> got;
+    cached_block b{};
+    while (s.take_any(b)) got.emplace(b.ptr, b.cls);
+    return got;
+}
+
+#ifdef ZEROPOOL_ASAN
+bool poisoned(const void* p) { return __asan_address_is_poisoned(p) != 0; }
+#endif
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(shard_suite)
+
+BOOST_AUTO_TEST_CASE(a_new_shard_is_empty, *boost::unit_test::timeout(60)) {
+    shard s(4);
+    BOOST_TEST(s.probably_empty());
+    BOOST_TEST(!s.probably_full());
+    const shard::snapshot snap = s.read();
+    BOOST_TEST(snap.blocks == 0u);
+    BOOST_TEST(snap.bytes == 0u);
+    BOOST_TEST(snap.hits == 0u);
+    BOOST_TEST(s.take(cls_a) == nullptr);
+    void* out[4] = {};
+    BOOST_TEST(s.take_batch(cls_a, out, 4) == 0u);
+    cached_block b{};
+    BOOST_TEST(!s.take_any(b));
+    BOOST_TEST(s.read().hits == 0u); // misses are not hits
+}
+
+BOOST_AUTO_TEST_CASE(push_until_full_returns_false, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(3);
+    const std::uint32_t classes[] = {cls_a, cls_b, cls_a};
+    std::size_t bytes = 0;
+    for (std::uint32_t cls : classes) {
+        BOOST_TEST(s.push(heap.make(cls), cls));
+        bytes += upstream_size(cls);
+    }
+    BOOST_TEST(s.probably_full());
+    BOOST_TEST(!s.probably_empty());
+    // Full: refused, whatever the class, and nothing changes.
+    void* refused = heap.make(cls_c);
+    BOOST_TEST(!s.push(refused, cls_c));
+    BOOST_TEST(!s.push(heap.make(cls_a), cls_a));
+    shard::snapshot snap = s.read();
+    BOOST_TEST(snap.blocks == 3u);
+    BOOST_TEST(snap.bytes == bytes);
+    BOOST_TEST(s.take(cls_c) == nullptr); // the refused block was not kept
+    // One out: room for one more.
+    BOOST_TEST(s.take(cls_b) != nullptr);
+    BOOST_TEST(!s.probably_full());
+    BOOST_TEST(s.push(refused, cls_c));
+    BOOST_TEST(s.probably_full());
+    BOOST_TEST(!s.push(heap.make(cls_b), cls_b));
+    snap = s.read();
+    BOOST_TEST(snap.blocks == 3u);
+    BOOST_TEST(snap.bytes == 2 * upstream_size(cls_a) + upstream_size(cls_c));
+    BOOST_TEST(drain(s).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(take_is_lifo_per_class_and_never_another_class, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(16);
+    // Interleaved pushes of two classes.
+    std::vector<void*> a;
+    std::vector<void*> b;
+    for (int i = 0; i < 3; ++i) {
+        a.push_back(heap.make(cls_a));
+        BOOST_TEST(s.push(a.back(), cls_a));
+        b.push_back(heap.make(cls_b));
+        BOOST_TEST(s.push(b.back(), cls_b));
+    }
+    // Classes with no block: nothing, even next to a class that has blocks.
+    BOOST_TEST(s.take(cls_c) == nullptr);
+    BOOST_TEST(s.take(cls_a_next) == nullptr);
+    BOOST_TEST(s.read().hits == 0u);
+    // Each class gives its own blocks back, the most recently pushed first.
+    BOOST_TEST(s.take(cls_a) == a[2]);
+    BOOST_TEST(s.take(cls_b) == b[2]);
+    BOOST_TEST(s.take(cls_a) == a[1]);
+    // A push between takes becomes the newest of its class.
+    void* a_new = heap.make(cls_a);
+    BOOST_TEST(s.push(a_new, cls_a));
+    BOOST_TEST(s.take(cls_a) == a_new);
+    BOOST_TEST(s.take(cls_a) == a[0]);
+    BOOST_TEST(s.take(cls_a) == nullptr); // class a is empty, class b is not
+    BOOST_TEST(s.take(cls_b) == b[1]);
+    BOOST_TEST(s.take(cls_b) == b[0]);
+    BOOST_TEST(s.take(cls_b) == nullptr);
+    const shard::snapshot snap = s.read();
+    BOOST_TEST(snap.blocks == 0u);
+    BOOST_TEST(snap.bytes == 0u);
+    BOOST_TEST(snap.hits == 7u); // one per block taken, none per miss
+    BOOST_TEST(s.probably_empty());
+}
+
+BOOST_AUTO_TEST_CASE(take_batch_takes_at_most_max_and_counts_one_hit, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(16);
+    std::vector<void*> a;
+    for (int i = 0; i < 5; ++i) {
+        a.push_back(heap.make(cls_a));
+        BOOST_TEST(s.push(a.back(), cls_a));
+    }
+    void* b0 = heap.make(cls_b);
+    void* b1 = heap.make(cls_b);
+    BOOST_TEST(s.push(b0, cls_b));
+    BOOST_TEST(s.push(b1, cls_b));
+
+    void* out[8] = {};
+    // Fewer than there are: exactly max, the most recently pushed first.
+    BOOST_TEST(s.take_batch(cls_a, out, 3) == 3u);
+    BOOST_TEST(out[0] == a[4]);
+    BOOST_TEST(out[1] == a[3]);
+    BOOST_TEST(out[2] == a[2]);
+    BOOST_TEST(s.read().hits == 1u);
+    BOOST_TEST(s.read().blocks == 4u);
+    // More than there are: what is left of the class, and nothing of another.
+    out[2] = nullptr;
+    BOOST_TEST(s.take_batch(cls_a, out, 8) == 2u);
+    BOOST_TEST(out[0] == a[1]);
+    BOOST_TEST(out[1] == a[0]);
+    BOOST_TEST(out[2] == nullptr); // not written beyond what was taken
+    BOOST_TEST(s.read().hits == 2u);
+    // An empty class: 0 and no hit.
+    BOOST_TEST(s.take_batch(cls_a, out, 8) == 0u);
+    BOOST_TEST(s.take_batch(cls_c, out, 8) == 0u);
+    BOOST_TEST(s.read().hits == 2u);
+    // max == 0 takes nothing and counts nothing.
+    BOOST_TEST(s.take_batch(cls_b, out, 0) == 0u);
+    const shard::snapshot snap = s.read();
+    BOOST_TEST(snap.hits == 2u);
+    BOOST_TEST(snap.blocks == 2u);
+    BOOST_TEST(snap.bytes == 2 * upstream_size(cls_b));
+    BOOST_TEST(s.take(cls_b) == b1);
+    BOOST_TEST(s.take(cls_b) == b0);
+}
+
+BOOST_AUTO_TEST_CASE(push_batch_adds_a_prefix_until_full, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(5);
+    void* held0 = heap.make(cls_c);
+    void* held1 = heap.make(cls_c);
+    BOOST_TEST(s.push(held0, cls_c));
+    BOOST_TEST(s.push(held1, cls_c));
+    std::vector<cached_block> batch;
+    for (int i = 0; i < 6; ++i) {
+        const std::uint32_t cls = i % 2 == 0 ? cls_a : cls_b;
+        batch.push_back(cached_block{heap.make(cls), cls});
+    }
+    BOOST_TEST(s.push_batch(batch.data(), 0) == 0u); // nothing to add
+    BOOST_TEST(s.read().blocks == 2u);
+    // Room for three: the first three of the batch, in order.
+    BOOST_TEST(s.push_batch(batch.data(), 6) == 3u);
+    BOOST_TEST(s.probably_full());
+    shard::snapshot snap = s.read();
+    BOOST_TEST(snap.blocks == 5u);
+    BOOST_TEST(snap.bytes == 2 * upstream_size(cls_c) + 2 * upstream_size(cls_a) + upstream_size(cls_b));
+    BOOST_TEST(snap.hits == 0u); // adding blocks is no hit
+    // Full: nothing more is added.
+    BOOST_TEST(s.push_batch(batch.data() + 3, 3) == 0u);
+    BOOST_TEST(s.read().blocks == 5u);
+    // Pushed in batch order, so taken back in reverse order within a class.
+    BOOST_TEST(s.take(cls_a) == batch[2].ptr);
+    BOOST_TEST(s.take(cls_a) == batch[0].ptr);
+    BOOST_TEST(s.take(cls_a) == nullptr);
+    BOOST_TEST(s.take(cls_b) == batch[1].ptr);
+    BOOST_TEST(s.take(cls_b) == nullptr); // batch[3] and [5] were not added
+    // The rest of the batch fits now, up to the capacity again.
+    BOOST_TEST(s.push_batch(batch.data() + 3, 3) == 3u);
+    const std::map<void*, std::uint32_t> left = drain(s);
+    const std::map<void*, std::uint32_t> expected = {{held0, cls_c},        {held1, cls_c},
+                                                     {batch[3].ptr, cls_b}, {batch[4].ptr, cls_a},
+                                                     {batch[5].ptr, cls_b}};
+    BOOST_TEST((left == expected));
+}
+
+BOOST_AUTO_TEST_CASE(take_any_drains_every_block_with_its_class, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(32);
+    std::map<void*, std::uint32_t> pushed;
+    const std::uint32_t classes[] = {cls_c, cls_a, cls_b, cls_a, cls_a_next, cls_b, cls_c, cls_a};
+    for (std::uint32_t cls : classes) {
+        void* p = heap.make(cls);
+        BOOST_TEST(s.push(p, cls));
+        pushed.emplace(p, cls);
+    }
+    const std::map<void*, std::uint32_t> drained = drain(s);
+    BOOST_TEST((drained == pushed)); // each block once, with the class it was pushed with
+    cached_block b{};
+    BOOST_TEST(!s.take_any(b));
+    const shard::snapshot snap = s.read();
+    BOOST_TEST(snap.blocks == 0u);
+    BOOST_TEST(snap.bytes == 0u);
+    BOOST_TEST(s.probably_empty());
+    BOOST_TEST(!s.probably_full());
+    // The shard is reusable afterwards: every node is free again.
+    for (const auto& [p, cls] : pushed) BOOST_TEST(s.push(p, cls));
+    BOOST_TEST(s.read().blocks == pushed.size());
+    BOOST_TEST(drain(s).size() == pushed.size());
+}
+
+BOOST_AUTO_TEST_CASE(read_counts_held_classes_blocks_and_hits, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(8);
+    struct step {
+        std::uint32_t cls;
+        bool push; // else take
+    };
+    // The snapshot follows every operation: bytes are the sum of
+    // upstream_size over the held blocks' classes.
+    const step steps[] = {{cls_a, true},  {cls_b, true}, {cls_c, true},  {cls_b, true}, {cls_b, false},
+                          {cls_a, false}, {cls_a, true}, {cls_c, false}, {cls_c, false}};
+    std::multiset<std::uint32_t> held;
+    std::uint64_t hits = 0;
+    for (const step& st : steps) {
+        if (st.push) {
+            BOOST_TEST(s.push(heap.make(st.cls), st.cls));
+            held.insert(st.cls);
+        } else {
+            const bool had = held.count(st.cls) != 0;
+            BOOST_TEST((s.take(st.cls) != nullptr) == had);
+            if (had) {
+                held.erase(held.find(st.cls));
+                ++hits;
+            }
+        }
+        std::size_t bytes = 0;
+        for (std::uint32_t cls : held) bytes += upstream_size(cls);
+        const shard::snapshot snap = s.read();
+        BOOST_TEST(snap.blocks == held.size());
+        BOOST_TEST(snap.bytes == bytes);
+        BOOST_TEST(snap.hits == hits);
+        BOOST_TEST(s.probably_empty() == held.empty());
+        BOOST_TEST(!s.probably_full());
+    }
+    BOOST_TEST(hits == 3u);          // the last take of class c missed
+    BOOST_TEST(held.size() == 2u);   // a and b
+    BOOST_TEST(drain(s).size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(hints_follow_every_kind_of_operation, *boost::unit_test::timeout(60)) {
+    blocks heap;
+    shard s(2);
+    BOOST_TEST(s.probably_empty());
+    BOOST_TEST(s.push(heap.make(cls_a), cls_a));
+    BOOST_TEST(!s.probably_empty());
+    BOOST_TEST(!s.probably_full());
+    const cached_block more[] = {{heap.make(cls_a), cls_a}, {heap.make(cls_b), cls_b}};
+    BOOST_TEST(s.push_batch(more, 2) == 1u);
+    BOOST_TEST(s.probably_full());
+    void* out[2] = {};
+    BOOST_TEST(s.take_batch(cls_a, out, 2) == 2u);
+    BOOST_TEST(s.probably_empty());
+    BOOST_TEST(!s.probably_full());
+    BOOST_TEST(s.push(out[0], cls_a));
+    BOOST_TEST(s.push(out[1], cls_a));
+    BOOST_TEST(s.probably_full());
+    cached_block b{};
+    BOOST_TEST(s.take_any(b));
+    BOOST_TEST(!s.probably_full());
+    BOOST_TEST(!s.probably_empty());
+    BOOST_TEST(s.take_any(b));
+    BOOST_TEST(s.probably_empty());
+}
+
+// Under AddressSanitizer an idle block is poisoned while the shard holds it
+// and usable again once taken out, by every way out (docs/design.md,
+// "Use-after-put detection"). Elsewhere there is nothing to check.
+BOOST_AUTO_TEST_CASE(idle_blocks_are_poisoned_under_asan,
+                     *boost::unit_test::enable_if<zeropool_test::asan>() * boost::unit_test::timeout(60)) {
+#ifdef ZEROPOOL_ASAN
+    blocks heap;
+    shard s(8);
+    void* p = heap.make(cls_b);
+    void* q = heap.make(cls_b);
+    void* r = heap.make(cls_a);
+    BOOST_TEST(s.push(p, cls_b));
+    const cached_block two[] = {{q, cls_b}, {r, cls_a}};
+    BOOST_TEST(s.push_batch(two, 2) == 2u);
+    for (void* x : {p, q, r}) {
+        BOOST_TEST(poisoned(x));
+        BOOST_TEST(poisoned(static_cast<char*>(x) + upstream_size(x == r ? cls_a : cls_b) - 1));
+    }
+    BOOST_TEST(s.take(cls_b) == q);
+    BOOST_TEST(!poisoned(q));
+    BOOST_TEST(!poisoned(static_cast<char*>(q) + upstream_size(cls_b) - 1));
+    void* out[1] = {};
+    BOOST_TEST(s.take_batch(cls_b, out, 1) == 1u);
+    BOOST_TEST(!poisoned(p));
+    cached_block b{};
+    BOOST_TEST(s.take_any(b));
+    BOOST_TEST(!poisoned(r));
+#endif
+}
+
+BOOST_AUTO_TEST_SUITE_END()
