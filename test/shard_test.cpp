@@ -15,6 +15,7 @@
 #include <zeropool/detail/size_class.hpp>
 
 #include "test_support.hpp"
+#include "tier_blocks.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -39,29 +40,7 @@ const std::uint32_t cls_b = class_index(64 * kib);
 const std::uint32_t cls_c = class_index(mib);
 const std::uint32_t cls_a_next = cls_a + 1;
 
-/// Heap blocks of a given class, freed when the owner goes. Unpoisons them
-/// first: a test may end with blocks still in a shard (poisoned under ASan).
-class blocks {
-public:
-    blocks() = default;
-    blocks(const blocks&) = delete;
-    blocks& operator=(const blocks&) = delete;
-    ~blocks() {
-        for (const cached_block& b : all_) {
-            ZEROPOOL_UNPOISON_IDLE(b.ptr, upstream_size(b.cls));
-            ::operator delete(b.ptr, std::align_val_t{zeropool::detail::block_alignment(b.cls)});
-        }
-    }
-    /// A new block of class `cls`.
-    void* make(std::uint32_t cls) {
-        void* p = ::operator new(upstream_size(cls), std::align_val_t{zeropool::detail::block_alignment(cls)});
-        all_.push_back(cached_block{p, cls});
-        return p;
-    }
-
-private:
-    std::vector<cached_block> all_;
-};
+using blocks = zeropool_test::tier_blocks;
 
 /// Removes every block of `s` with take_any: {block -> class}.
 std::map<void*, std::uint32_t> drain(shard& s) {

@@ -17,6 +17,7 @@
 #include <zeropool/detail/size_class.hpp>
 
 #include "test_support.hpp"
+#include "tier_blocks.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -65,28 +66,7 @@ const std::size_t bytes_b = upstream_size(cls_b);
 const std::size_t bytes_c = upstream_size(cls_c);
 const std::size_t bytes_d = upstream_size(cls_d);
 
-/// Heap blocks of a given class, freed when the owner goes (unpoisoned
-/// first: a test may end with blocks still cached, poisoned under ASan).
-class blocks {
-public:
-    blocks() = default;
-    blocks(const blocks&) = delete;
-    blocks& operator=(const blocks&) = delete;
-    ~blocks() {
-        for (const cached_block& b : all_) {
-            ZEROPOOL_UNPOISON_IDLE(b.ptr, upstream_size(b.cls));
-            ::operator delete(b.ptr, std::align_val_t{zeropool::detail::block_alignment(b.cls)});
-        }
-    }
-    void* make(std::uint32_t cls) {
-        void* p = ::operator new(upstream_size(cls), std::align_val_t{zeropool::detail::block_alignment(cls)});
-        all_.push_back(cached_block{p, cls});
-        return p;
-    }
-
-private:
-    std::vector<cached_block> all_;
-};
+using blocks = zeropool_test::tier_blocks;
 
 /// held() and the other counters agree with what the test knows is cached.
 void expect_books(const thread_cache& c, std::uint32_t count, std::size_t held, std::size_t reserved) {
