@@ -6,7 +6,7 @@
 #
 #   bash .ci/fresh_root.sh 'bash perf/run_demo.sh'
 #
-# The command runs as root under bash -euo pipefail, in /root/zeropool, with a
+# The command runs as root under bash -euo pipefail, in /src/zeropool, with a
 # clean environment (PATH, HOME, LANG, CI, DEBIAN_FRONTEND), and its exit
 # status is this script's. Needs root on the host (mount, chroot).
 #
@@ -89,8 +89,8 @@ trap cleanup EXIT
 
 tar -xf "$tarball" -C "$root"
 cp /etc/resolv.conf "$root/etc/resolv.conf" # apt-get in the root resolves the mirror
-git clone --quiet --no-hardlinks "$repo" "$root/root/zeropool"
-echo "fresh_root.sh: $(git -C "$root/root/zeropool" log -1 --format='%h %s') in a fresh Debian 12 root" >&2
+git clone --quiet --no-hardlinks "$repo" "$root/src/zeropool"
+echo "fresh_root.sh: $(git -C "$root/src/zeropool" log -1 --format='%h %s') in a fresh Debian 12 root" >&2
 
 # --- 3. run the command -------------------------------------------------------------
 # shellcheck disable=SC2016 # expanded by the inner shell
@@ -102,5 +102,5 @@ unshare --mount --pid --fork --propagation private -- bash -euo pipefail -c '
     exec chroot "$root" /usr/bin/env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LANG=C.UTF-8 CI=true DEBIAN_FRONTEND=noninteractive TERM=dumb \
-        /bin/bash -euo pipefail -c "cd /root/zeropool && $command_text" </dev/null
+        /bin/bash -euo pipefail -c "cd /src/zeropool && $command_text" </dev/null
 ' fresh-root "$root" "$command_text"
