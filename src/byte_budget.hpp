@@ -6,14 +6,17 @@
 //       the bytes given back, which were reserved before (asserted in debug
 //       builds).
 //   cap_    immutable.
+//   peak_   atomic; raised (compare-exchange) after a reservation that grew
+//       used_ past it.
 //
 // What it counts: the bytes of the blocks the shards hold, plus every thread
 // cache's reservation (the bytes its slots hold and the room it keeps for
 // more, so that a cache hit or put needs no atomic read-modify-write).
 //
-// It is the only writer of a cache's reservation. Invariants, asserted in
-// debug builds after every change: used <= cap; for each cache,
-// held <= reserved <= cache_limit.
+// It is the only writer of a cache's reservation: the cache's owner under the
+// cache's lock, or a reclaimer holding that lock while the cache is frozen
+// (src/cache_reclaim.cpp). Invariants, asserted in debug builds after every
+// change: used <= cap; for each cache, held <= reserved <= cache_limit.
 #ifndef ZEROPOOL_SRC_BYTE_BUDGET_HPP
 #define ZEROPOOL_SRC_BYTE_BUDGET_HPP
 
@@ -41,6 +44,7 @@ public:
         do {
             if (bytes > cap_ - used) return false;
         } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+        raise_peak(used + bytes);
         return true;
     }
 
@@ -51,7 +55,7 @@ public:
         assert(before >= bytes && "byte_budget: more released than reserved");
     }
 
-    // ---- a thread cache's reservation (the cache's owner, or its destructor) ----
+    // ---- a thread cache's reservation (under the cache's lock) ----------------
 
     /// Grows `cache`'s reservation by `bytes` taken from the budget; false (and
     /// nothing changed) when the cap does not allow it.
@@ -88,6 +92,8 @@ public:
     std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
     std::size_t cap() const noexcept { return cap_; }
     std::size_t cache_limit() const noexcept { return cache_limit_; }
+    /// The highest used() has been.
+    std::size_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
 
 private:
     void check([[maybe_unused]] const thread_cache& cache) const noexcept {
@@ -96,9 +102,16 @@ private:
         assert(used() <= cap_ && "byte_budget: more reserved than the cap");
     }
 
+    void raise_peak(std::size_t used) noexcept {
+        std::size_t peak = peak_.load(std::memory_order_relaxed);
+        while (used > peak && !peak_.compare_exchange_weak(peak, used, std::memory_order_relaxed)) {
+        }
+    }
+
     const std::size_t cap_;
     const std::size_t cache_limit_;
     std::atomic<std::size_t> used_{0};
+    std::atomic<std::size_t> peak_{0};
 };
 
 } // namespace zeropool::detail

@@ -23,6 +23,9 @@ constexpr std::size_t default_max_buffers_per_shard = 256;
 constexpr std::size_t min_default_cached_bytes = 64 * mib;
 constexpr std::size_t max_buffers_per_shard_limit = 1024;
 constexpr std::size_t max_num_shards = 256;
+constexpr std::size_t default_idle_release_ms = 5000;
+constexpr std::size_t min_idle_release_ms = 10;
+constexpr std::size_t max_idle_release_ms = std::size_t{1} << 32;
 
 std::size_t clamp(std::size_t v, std::size_t lo, std::size_t hi) noexcept {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -70,6 +73,9 @@ pool_config normalize(const pool_config& in) noexcept {
         const std::size_t eighth = physical_memory() / 8;
         c.max_cached_bytes = eighth > min_default_cached_bytes ? eighth : min_default_cached_bytes;
     }
+    if (c.idle_release_ms == 0) c.idle_release_ms = default_idle_release_ms;
+    else if (c.idle_release_ms != pool_config::no_idle_release)
+        c.idle_release_ms = clamp(c.idle_release_ms, min_idle_release_ms, max_idle_release_ms);
     return c;
 }
 

@@ -1,8 +1,8 @@
 // zeropool: the life of a pool's shared state (registration, destruction with
-// other threads' caches still holding blocks, thread exit) and the
-// extensions that act on every tier (preallocate, trim).
+// other threads' caches still holding blocks, thread exit) and preallocate.
 #include "pool_core.hpp"
 
+#include "coarse_clock.hpp"
 #include "pages.hpp"
 
 #include <zeropool/detail/size_class.hpp>
@@ -14,7 +14,12 @@ pool_core::pool_core(std::uint64_t pool_id, const pool_config& config, std::pmr:
       shards(config.num_shards, static_cast<std::uint32_t>(config.max_buffers_per_shard)),
       budget(config.max_cached_bytes, config.max_cached_bytes / 4),
       upstream(upstream_resource),
-      tls_capacity_(static_cast<std::uint32_t>(config.tls_cache_size)) {
+      tls_capacity_(static_cast<std::uint32_t>(config.tls_cache_size)),
+      tick_ns_(config.idle_release_ms == pool_config::no_idle_release
+                   ? 0
+                   : static_cast<std::uint64_t>(config.idle_release_ms) * 1000000u / ticks_per_period),
+      epoch_ns_(coarse_now_ns()),
+      next_tick_ns_(epoch_ns_ + tick_ns_) {
     register_pool(*this);
 }
 
@@ -26,7 +31,7 @@ pool_core::~pool_core() {
     for (thread_cache* c = unregister_pool(*this); c != nullptr;) {
         thread_cache* const following = c->next_;
         while (!c->empty()) {
-            const cached_block b = c->pop_oldest(upstream_size(c->oldest_class()));
+            const cached_block b = c->pop_oldest();
             return_upstream(b.ptr, b.cls);
         }
         release_dead_cache(c);
@@ -36,7 +41,14 @@ pool_core::~pool_core() {
     return_shards_upstream();
 }
 
-void pool_core::flush_exiting(thread_cache& cache) noexcept { empty_cache(cache, false); }
+void pool_core::flush_exiting(thread_cache& cache) noexcept {
+    upstream_batch overflow;
+    {
+        std::lock_guard<std::mutex> lock(cache.lock()); // every change to a cache is made under it
+        empty_cache(cache, false, overflow);
+    }
+    return_upstream(overflow);
+}
 
 bool pool_core::preallocate_block(std::uint32_t cls, std::size_t spread) {
     const std::size_t bytes = upstream_size(cls);
@@ -49,29 +61,14 @@ bool pool_core::preallocate_block(std::uint32_t cls, std::size_t spread) {
         throw;
     }
     touch_pages(p, bytes);
+    const std::uint32_t now = now_tick();
     const bool kept = shards.any_from(home_shard() + spread, [&](shard& s, std::size_t) noexcept {
-        return s.push(p, cls);
+        return s.push(p, cls, now);
     });
     if (kept) return true;
     budget.release(bytes);
     return_upstream(p, cls);
     return false;
-}
-
-void pool_core::trim() noexcept {
-    if (thread_cache* cache = find_cache(*this)) empty_cache(*cache, true);
-    return_shards_upstream();
-}
-
-// Every idle block of the shards goes upstream, with its budget.
-void pool_core::return_shards_upstream() noexcept {
-    shards.for_each([this](shard& s) noexcept {
-        cached_block b{};
-        while (s.take_any(b)) {
-            budget.release(upstream_size(b.cls));
-            return_upstream(b.ptr, b.cls);
-        }
-    });
 }
 
 } // namespace zeropool::detail

@@ -1,5 +1,6 @@
 // zeropool: the extensions of sharded_buffer_resource beyond
-// std::pmr::memory_resource: preallocate, trim and stats.
+// std::pmr::memory_resource: preallocate, good_size, trim, release_idle and
+// stats.
 #include <zeropool/sharded_buffer_resource.hpp>
 
 #include <zeropool/detail/size_class.hpp>
@@ -30,7 +31,9 @@ std::size_t sharded_buffer_resource::good_size(std::size_t size) const noexcept 
     return detail::class_size(detail::class_index(detail::classified_size(size, default_alignment)));
 }
 
-void sharded_buffer_resource::trim() noexcept { core_->trim(); }
+void sharded_buffer_resource::trim() noexcept { static_cast<void>(core_->trim()); }
+
+std::size_t sharded_buffer_resource::release_idle() noexcept { return core_->release_idle(); }
 
 pool_stats sharded_buffer_resource::stats() const noexcept {
     pool_stats st;
@@ -45,6 +48,9 @@ pool_stats sharded_buffer_resource::stats() const noexcept {
         st.idle_blocks += snap.blocks;
     });
     st.reserved_bytes = core_->budget.used();
+    st.peak_reserved_bytes = core_->budget.peak();
+    st.released_by_demand_bytes = core_->released_by_demand();
+    st.released_by_trim_bytes = core_->released_by_trim();
     st.upstream_allocations = core_->upstream.allocations();
     st.upstream_deallocations = core_->upstream.deallocations();
     return st;

@@ -2,6 +2,8 @@
 //
 // Who touches what:
 //   nodes_, heads_, free_head_, count_, hits_, bytes_   the shard's mutex_.
+//   A node records the tick (release by demand, src/pool_reclaim.cpp) at
+//   which its block became idle here.
 //   count_hint_                         written under mutex_ (relaxed store),
 //       read without it to skip empty shards; a stale value only costs a
 //       needless lock or a look elsewhere.
@@ -25,7 +27,8 @@ namespace zeropool::detail {
 /// A mutex-protected set of up to `capacity` idle blocks, kept in one
 /// last-in-first-out list per size class: the nodes live in one array, linked
 /// by index (a free list holds the unused nodes), so no idle block is written.
-/// Complexity: push O(1); take O(1); take_any O(classes) (trim, destruction).
+/// Complexity: push O(1); take O(1); take_any O(classes) (trim, destruction);
+/// take_idle_since O(classes + blocks) (release by demand, once a tick).
 class alignas(64) shard {
 public:
     /// Throws: std::bad_alloc when the arrays cannot be allocated.
@@ -38,11 +41,11 @@ public:
     shard(const shard&) = delete;
     shard& operator=(const shard&) = delete;
 
-    /// Adds a block; false when the shard is full.
-    bool push(void* p, std::uint32_t cls) noexcept {
+    /// Adds a block, idle since tick `now`; false when the shard is full.
+    bool push(void* p, std::uint32_t cls, std::uint32_t now) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         if (count_ == capacity_) return false;
-        link(p, cls);
+        link(p, cls, now);
         count_hint_.store(count_, std::memory_order_relaxed);
         return true;
     }
@@ -69,12 +72,12 @@ public:
         return n;
     }
 
-    /// Adds blocks from `blocks` under one lock until the shard is full;
-    /// returns how many were added (a prefix of `blocks`).
-    std::uint32_t push_batch(const cached_block* blocks, std::uint32_t n) noexcept {
+    /// Adds blocks from `blocks`, idle since tick `now`, under one lock until
+    /// the shard is full; returns how many were added (a prefix of `blocks`).
+    std::uint32_t push_batch(const cached_block* blocks, std::uint32_t n, std::uint32_t now) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         std::uint32_t k = 0;
-        for (; k < n && count_ < capacity_; ++k) link(blocks[k].ptr, blocks[k].cls);
+        for (; k < n && count_ < capacity_; ++k) link(blocks[k].ptr, blocks[k].cls, now);
         count_hint_.store(count_, std::memory_order_relaxed);
         return k;
     }
@@ -87,6 +90,26 @@ public:
         while (heads_[cls] == none) ++cls; // count_ != 0: some list is not empty
         out = cached_block{unlink(cls, heads_[cls]), cls};
         return true;
+    }
+
+    /// Removes up to `max` blocks idle since tick `before` or earlier into
+    /// `out`, under one lock, and returns how many.
+    std::uint32_t take_idle_since(std::uint32_t before, cached_block* out, std::uint32_t max) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::uint32_t n = 0;
+        for (std::uint32_t cls = 0; cls < class_count && n < max && count_ != 0; ++cls) {
+            std::uint32_t* link_to = &heads_[cls]; // the link that points at node i
+            for (std::uint32_t i = *link_to; i != none && n < max; i = *link_to) {
+                if (static_cast<std::int32_t>(nodes_[i].idle_since - before) > 0) { // younger: keep
+                    link_to = &nodes_[i].next;
+                    continue;
+                }
+                *link_to = nodes_[i].next;
+                out[n++] = cached_block{release_node(cls, i), cls};
+            }
+        }
+        count_hint_.store(count_, std::memory_order_relaxed);
+        return n;
     }
 
     /// True when the shard looked empty recently (no lock).
@@ -119,16 +142,17 @@ private:
     struct node {
         void* ptr;
         std::uint32_t cls;
-        std::uint32_t next; // next node of the same class list, or of the free list
+        std::uint32_t next;       // next node of the same class list, or of the free list
+        std::uint32_t idle_since; // the tick at which the block came here
     };
 
     /// Puts `p` at the head of class `cls`'s list, in an unused node. Caller
     /// holds mutex_ and has checked count_ < capacity_.
-    void link(void* p, std::uint32_t cls) noexcept {
+    void link(void* p, std::uint32_t cls, std::uint32_t now) noexcept {
         ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
         const std::uint32_t i = free_head_;
         free_head_ = nodes_[i].next;
-        nodes_[i] = node{p, cls, heads_[cls]};
+        nodes_[i] = node{p, cls, heads_[cls], now};
         heads_[cls] = i;
         ++count_;
         bytes_ += upstream_size(cls);
@@ -137,8 +161,14 @@ private:
     /// Removes node `i`, the head of class `cls`'s list; returns its block.
     /// Caller holds mutex_.
     void* unlink(std::uint32_t cls, std::uint32_t i) noexcept {
-        void* p = nodes_[i].ptr;
         heads_[cls] = nodes_[i].next;
+        return release_node(cls, i);
+    }
+
+    /// Frees node `i`, already out of class `cls`'s list; returns its block.
+    /// Caller holds mutex_.
+    void* release_node(std::uint32_t cls, std::uint32_t i) noexcept {
+        void* p = nodes_[i].ptr;
         nodes_[i].next = free_head_;
         free_head_ = i;
         --count_;

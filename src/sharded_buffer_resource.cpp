@@ -7,7 +7,9 @@
 //
 // Hit paths (do_allocate / do_deallocate when the calling thread's cache
 // serves the request) take no lock, do no atomic read-modify-write and call
-// nothing out of line: one TLS compare, the memo of the last request, one slot.
+// nothing out of line (but a tail call every few thousand hits): one TLS
+// compare, the memo of the last request, one slot, and the store that
+// announces the operation to a reclaimer (src/thread_cache.hpp).
 //
 // The tiers hold block starts. A request's data starts data_offset(class,
 // alignment) bytes into its block (16 bytes for alignments <= 16 in blocks of
@@ -58,8 +60,14 @@ void* sharded_buffer_resource::do_allocate(std::size_t bytes, std::size_t alignm
             const detail::thread_cache::request_memo& m = cache->memo();
             // The newest block only: the rest of take() is out of line, so
             // this path needs no call and no saved register.
-            if (void* block = cache->take_newest(m.cls, m.upstream))
-                return static_cast<std::byte*>(block) + m.offset;
+            bool check_clock = false;
+            if (void* block = cache->take_newest(m.cls, check_clock)) {
+                void* const p = static_cast<std::byte*>(block) + m.offset;
+                // Every few thousand hits, release by demand may be due: a
+                // tail call, so the hit path keeps no frame.
+                if (ZEROPOOL_UNLIKELY(check_clock)) return core_->release_idle_and_return(p);
+                return p;
+            }
         }
     }
     return allocate_classified(bytes, alignment);
@@ -70,7 +78,7 @@ void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::siz
         if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
             const detail::thread_cache::request_memo& m = cache->memo();
             void* block = static_cast<std::byte*>(p) - m.offset;
-            if (ZEROPOOL_LIKELY(cache->try_put(block, m.cls, m.upstream))) return;
+            if (ZEROPOOL_LIKELY(cache->try_put(block, m.cls))) return;
         }
     }
     deallocate_classified(p, bytes, alignment);
@@ -90,7 +98,7 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
         const std::size_t offset = detail::data_offset(c.size, alignment);
         void* block = nullptr;
         detail::thread_cache* cache = detail::find_cache_fast(id_);
-        if (cache != nullptr) block = cache->take(c.index, c.upstream);
+        if (cache != nullptr) block = cache->take(c.index);
         if (block == nullptr) {
             block = core_->allocate_block(c.index); // may throw: nothing changed
             if (cache == nullptr) cache = detail::find_cache_fast(id_); // allocate_block may create it
@@ -112,7 +120,7 @@ void sharded_buffer_resource::deallocate_classified(void* p, std::size_t bytes,
         detail::thread_cache* cache = detail::find_cache_fast(id_);
         if (cache != nullptr) {
             cache->remember(bytes, alignment, c.index, c.upstream, offset);
-            if (cache->try_put(block, c.index, c.upstream)) return;
+            if (cache->try_put(block, c.index)) return;
         }
         core_->deallocate_block(block, c.index);
         return;

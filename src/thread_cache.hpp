@@ -1,41 +1,64 @@
 // zeropool: the per-(thread, pool) cache of idle blocks.
 //
 // Who touches what:
-//   slots (cls_, ptr_), reserved_, memo_     owner thread only, and the pool's
-//       destructor, which empties the cache after the owner's last call on
-//       that pool (using a pool while it is destroyed is the caller's bug)
-//       and while the registry keeps the owner off it (draining_).
-//   state_ (count and hits), room_, reserved_   written by the owner thread only,
-//       as relaxed atomic stores (plain moves on x86, no read-modify-write);
-//       read by stats() from any thread (held = reserved_ - room_, a snapshot
-//       that may be off by the block in flight).
-//   pool_, prev_, next_, dead_, draining_, orphaned_   the registry mutex
-//       (see thread_registry.hpp): the links of the pool's list of caches,
-//       whether the pool has been destroyed, and who frees a dead cache.
-//   The pool's destructor empties a dead cache without the registry mutex,
-//   while draining_ is set (the owner thread keeps off it then).
+//   memo_, last_miss_, slow_calls_   the owner thread only.
+//   state_ (count and hits), cls_, ptr_   written by the owner thread in its
+//       announced operations (below) and in its sections under lock_; by a
+//       reclaimer (another thread: trim, release by demand, a budget
+//       shortage) under lock_ while the cache is frozen; by the pool's
+//       destructor once the owner is kept off (draining_). All relaxed
+//       atomics (plain moves on x86); state_ is stored with release last in
+//       an operation, and loaded with acquire first.
+//   announce_   the owner thread only (relaxed stores); read by a reclaimer.
+//   put_limit_, frozen_, freezes_, reserved_   under lock_ (owner or reclaimer); the
+//       owner's remember() also writes put_limit_, announced, and only when
+//       frozen_ is clear. Read by stats() from any thread.
+//   lock_   the owner's slow-path sections (never held across an upstream
+//       call, an allocation or the registry mutex), a reclaimer, and the fork
+//       handlers. Lock order: the registry mutex, then lock_, then a shard's.
+//   pool_, prev_, next_, dead_, draining_, orphaned_, idle_ticks_,
+//   last_seen_state_   the registry mutex (see thread_registry.hpp).
+//
+// How another thread reclaims from a cache whose owner takes no lock and does
+// no atomic read-modify-write (src/cache_reclaim.cpp): every operation of the
+// owner outside lock_ is *announced*: it loads state_, stores that value into
+// announce_, and only then reads the slots or the put limit; it ends by
+// storing a new state_ (it committed) or by clearing announce_ (it changed
+// nothing). The reclaimer freezes the cache (marks every slot's class with
+// frozen_bit and sets put_limit_ to 0, so any operation that reads them
+// fails), issues a process-wide memory barrier (membarrier), and then knows
+// that no operation that could still succeed is in flight when state_ is
+// unchanged and announce_ does not equal it. The barrier orders the owner's
+// announce store before its later loads without a fence on the owner's side
+// (an asymmetric Dekker handshake, as userspace RCU and folly use).
 #ifndef ZEROPOOL_SRC_THREAD_CACHE_HPP
 #define ZEROPOOL_SRC_THREAD_CACHE_HPP
 
 #include <zeropool/config.hpp>
+#include <zeropool/detail/size_class.hpp>
 #include "asan.hpp"
 #include "cached_block.hpp"
 
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 
 namespace zeropool::detail {
 
 class registered_pool;
 class byte_budget;
+class cache_freeze;
 
 /// A small LIFO array of idle blocks owned by one thread for one pool. The
-/// hit paths (take, try_put) take no lock and do no atomic read-modify-write.
-/// Budget: the cache holds `reserved()` bytes of the pool's global byte budget
-/// and keeps `held() <= reserved()`; growing the reservation is the pool's job.
-/// It stores the room left (reserved - held) rather than held, so that a
-/// hit updates one counter and a put compares against one.
+/// owner's operations outside lock_ (take_newest, take, try_put, remember)
+/// take no lock and do no atomic read-modify-write.
+/// Budget: the cache holds `reserved()` bytes of the pool's byte budget and
+/// keeps `held() <= reserved()`. A put succeeds while the count is below
+/// put_limit_: the number of slots that the reservation covers for blocks of
+/// the remembered class, so that a hit updates no byte counter (a take or a
+/// put of that class leaves count + room / class bytes unchanged).
 ///
 /// Slots are 1-based: slot 0 holds a class no request has (empty_class), so
 /// a take needs no emptiness test.
@@ -47,23 +70,29 @@ public:
     static constexpr std::uint32_t empty_class = ~std::uint32_t{0};
     /// The class of the initial memo: no request has it, and it is not empty_class.
     static constexpr std::uint32_t no_class = ~std::uint32_t{0} - 1;
+    /// Set in a slot's class while a reclaimer has frozen the cache: no
+    /// request has such a class, so a take of that slot fails.
+    static constexpr std::uint32_t frozen_bit = std::uint32_t{1} << 31;
+    /// A take whose hit count is a multiple of this many tells the pool to
+    /// look at its clock (release by demand).
+    static constexpr std::uint64_t hits_per_clock_check = 1024;
 
     thread_cache(registered_pool& pool, std::uint32_t capacity) noexcept : pool_(&pool), capacity_(capacity) {
-        cls_[0] = empty_class;
-        ptr_[0] = nullptr;
+        cls_[0].store(empty_class, std::memory_order_relaxed);
+        ptr_[0].store(nullptr, std::memory_order_relaxed);
     }
 
     thread_cache(const thread_cache&) = delete;
     thread_cache& operator=(const thread_cache&) = delete;
 
-    // ---- owner thread only -------------------------------------------------
+    // ---- owner thread, no lock (announced operations) ------------------------
 
     /// The classification of the last pooled request this thread made of the
     /// pool: a loop that asks for one size again and again skips the size
     /// checks and the class arithmetic on the hit paths. Owner thread only.
     /// The initial memo matches only (SIZE_MAX, 0), which no pool serves:
-    /// its class is in no slot (a take misses) and its size exceeds any room
-    /// (a put is refused), so both fall through to the checked paths.
+    /// its class is in no slot (a take misses) and the put limit is 0 (a put
+    /// is refused), so both fall through to the checked paths.
     struct request_memo {
         std::size_t bytes = ~std::size_t{0};
         std::size_t alignment = 0;
@@ -78,7 +107,9 @@ public:
     }
     /// The remembered classification; valid when memo_matches().
     const request_memo& memo() const noexcept { return memo_; }
-    /// Remembers a pooled request's classification.
+
+    /// Remembers a pooled request's classification, and sets the put limit
+    /// for its class (0 while a reclaimer has frozen the cache).
     void remember(std::size_t bytes, std::size_t alignment, std::uint32_t cls, std::size_t upstream,
                   std::size_t offset) noexcept {
         memo_.bytes = bytes;
@@ -86,70 +117,134 @@ public:
         memo_.upstream = upstream;
         memo_.offset = offset;
         memo_.cls = cls;
+        static_cast<void>(announce());
+        // Frozen: 0, as the reclaimer wants. Never leave a limit computed for
+        // the previous class (an operation announced before the freeze may
+        // have stored one after it; the reclaimer sees that and freezes again).
+        // The count is read again after frozen_: a reclaimer may have emptied
+        // the cache between announce()'s load and its store. And a whole
+        // freeze may have come and gone while the limit was computed from
+        // what it changed (announce()'s state, loaded before it, then looks
+        // like no operation to the reclaimer): freezes_ tells, and the limit
+        // is 0 then, for the slow path to set.
+        const std::uint32_t freezes = freezes_.load(std::memory_order_acquire);
+        put_limit_.store(frozen_.load(std::memory_order_acquire) ? 0 : limit_for(count(), upstream),
+                         std::memory_order_relaxed);
+        if (freezes_.load(std::memory_order_acquire) != freezes) put_limit_.store(0, std::memory_order_relaxed);
+        withdraw();
     }
 
-    /// Returns the most recently cached block of class `cls` (of `bytes`
-    /// bytes), or nullptr. O(1) when the newest block matches (the common
-    /// case for a loop), O(capacity) otherwise.
-    ZEROPOOL_ALWAYS_INLINE void* take(std::uint32_t cls, std::size_t bytes) noexcept {
-        if (void* p = take_newest(cls, bytes)) return p;
-        const std::uint32_t n = count();
-        return n > 1 ? take_older(cls, bytes, n) : nullptr;
-    }
-
-    /// The newest block when it is of class `cls` (of `bytes` bytes), or
-    /// nullptr: take() without its O(capacity) fallback, for the hit path.
-    ZEROPOOL_ALWAYS_INLINE void* take_newest(std::uint32_t cls, std::size_t bytes) noexcept {
-        const std::uint64_t state = state_.load(std::memory_order_relaxed);
-        const auto n = static_cast<std::uint32_t>(state & count_mask);
-        if (cls_[n] != cls) return nullptr; // slot 0 (empty) matches no class
-        state_.store(state + take_hit, std::memory_order_relaxed); // one fewer block, one more hit
-        room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-        void* const p = ptr_[n];
-        ZEROPOOL_UNPOISON_IDLE(p, bytes);
+    /// The newest block when it is of class `cls`, or nullptr: take() without
+    /// its O(capacity) fallback, for the hit path. `check_clock` is set when
+    /// the pool should look at its clock (every hits_per_clock_check hits).
+    ZEROPOOL_ALWAYS_INLINE void* take_newest(std::uint32_t cls, bool& check_clock) noexcept {
+        const std::uint64_t state = announce();
+        const std::uint32_t n = count_of(state);
+        if (cls_[n].load(std::memory_order_relaxed) != cls) { // slot 0 (empty) matches no class
+            withdraw();
+            return nullptr;
+        }
+        void* const p = ptr_[n].load(std::memory_order_relaxed);
+        const std::uint64_t next = state + take_hit; // one fewer block, one more hit
+        state_.store(next, std::memory_order_release);
+        check_clock = (next & clock_mask) == 0;
+        ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
         ZEROPOOL_ASSUME(p != nullptr); // slots 1..count hold blocks
         return p;
     }
 
-    /// Caches `p` when a slot is free and the reservation covers it.
-    ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
-        const std::uint64_t state = state_.load(std::memory_order_relaxed);
-        const auto n = static_cast<std::uint32_t>(state & count_mask);
-        const std::size_t room = room_.load(std::memory_order_relaxed);
-        if (n == capacity_ || bytes > room) return false;
-        cls_[n + 1] = cls;
-        ptr_[n + 1] = p;
-        state_.store(state + 1, std::memory_order_relaxed);
-        room_.store(room - bytes, std::memory_order_relaxed);
-        ZEROPOOL_POISON_IDLE(p, bytes);
+    /// Returns the most recently cached block of class `cls`, or nullptr.
+    /// O(1) when the newest block matches (the common case for a loop),
+    /// O(capacity) otherwise.
+    void* take(std::uint32_t cls) noexcept {
+        const std::uint64_t state = announce();
+        const std::uint32_t n = count_of(state);
+        for (std::uint32_t i = n; i > 0; --i) { // slots n .. 1
+            if (cls_[i].load(std::memory_order_relaxed) != cls) continue;
+            void* p = ptr_[i].load(std::memory_order_relaxed);
+            for (std::uint32_t j = i + 1; j <= n; ++j) move_slot(j, j - 1); // keep the age order
+            state_.store(state + take_hit, std::memory_order_release);
+            ZEROPOOL_UNPOISON_IDLE(p, upstream_size(cls));
+            return p;
+        }
+        withdraw();
+        return nullptr;
+    }
+
+    /// Caches `p`, a block of the remembered class `cls`, when the count is
+    /// below the put limit (a free slot the reservation covers).
+    ZEROPOOL_ALWAYS_INLINE bool try_put(void* p, std::uint32_t cls) noexcept {
+        assert(cls == memo_.cls && "thread_cache: try_put of a class other than the remembered one");
+        const std::uint64_t state = announce();
+        const std::uint32_t n = count_of(state);
+        if (n >= put_limit_.load(std::memory_order_relaxed)) {
+            withdraw();
+            return false;
+        }
+        ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
+        cls_[n + 1].store(cls, std::memory_order_relaxed);
+        ptr_[n + 1].store(p, std::memory_order_relaxed);
+        state_.store(state + 1, std::memory_order_release);
         return true;
     }
 
+    // ---- owner thread, under lock_ (slow paths) ------------------------------
+
+    /// Taken by the owner around every change outside the announced
+    /// operations, and by a reclaimer.
+    std::mutex& lock() noexcept { return lock_; }
+
     /// Caches `p` unconditionally; the caller made room and reserved for it.
-    void push(void* p, std::uint32_t cls, std::size_t bytes) noexcept {
-        push(p, cls, bytes, count());
+    void push(void* p, std::uint32_t cls) noexcept {
+        const std::uint64_t state = state_.load(std::memory_order_relaxed);
+        const std::uint32_t n = count_of(state);
+        assert(n < capacity_ && "thread_cache: push into a full cache");
+        ZEROPOOL_POISON_IDLE(p, upstream_size(cls));
+        cls_[n + 1].store(cls, std::memory_order_relaxed);
+        ptr_[n + 1].store(p, std::memory_order_relaxed);
+        state_.store(state + 1, std::memory_order_release);
     }
 
     /// Removes and returns the oldest block; the cache must not be empty.
     /// The reservation is unchanged.
-    cached_block pop_oldest(std::size_t bytes_of_oldest) noexcept {
-        const std::uint32_t n = count();
-        cached_block b{ptr_[1], cls_[1]};
-        for (std::uint32_t j = 2; j <= n; ++j) {
-            cls_[j - 1] = cls_[j];
-            ptr_[j - 1] = ptr_[j];
-        }
-        state_.store(state_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-        room_.store(room_.load(std::memory_order_relaxed) + bytes_of_oldest, std::memory_order_relaxed);
-        ZEROPOOL_UNPOISON_IDLE(b.ptr, bytes_of_oldest);
+    cached_block pop_oldest() noexcept {
+        const std::uint64_t state = state_.load(std::memory_order_relaxed);
+        const std::uint32_t n = count_of(state);
+        cached_block b{ptr_[1].load(std::memory_order_relaxed), oldest_class()};
+        for (std::uint32_t j = 2; j <= n; ++j) move_slot(j, j - 1);
+        state_.store(state - 1, std::memory_order_release);
+        // The state went back to a value an earlier operation may have
+        // started from: that announcement must not look in flight.
+        announce_.store(no_announcement, std::memory_order_relaxed);
+        ZEROPOOL_UNPOISON_IDLE(b.ptr, upstream_size(b.cls));
         return b;
     }
 
-    /// Class of the oldest block; the cache must not be empty.
-    std::uint32_t oldest_class() const noexcept { return cls_[1]; }
+    /// Class of the oldest block; the cache must not be empty. (A mark a
+    /// reclaimer left, which a take never matches, is not part of it.)
+    std::uint32_t oldest_class() const noexcept { return cls_[1].load(std::memory_order_relaxed) & ~frozen_bit; }
+
+    /// Takes off the marks a reclaimer that gave up on this cache may have
+    /// left behind (an operation of the owner that was in the middle of
+    /// moving slots copied a mark after the thaw): such a block cannot be
+    /// taken until then. Called at the start of every section under lock_.
+    void clear_stray_marks() noexcept {
+        const std::uint32_t n = count();
+        for (std::uint32_t i = 1; i <= n; ++i) {
+            const std::uint32_t cls = cls_[i].load(std::memory_order_relaxed);
+            if ((cls & frozen_bit) != 0) cls_[i].store(cls & ~frozen_bit, std::memory_order_relaxed);
+        }
+    }
+
+    /// Sets the put limit for the remembered class from the count and the
+    /// reservation. Called at the end of every section under lock_.
+    void refresh_put_limit() noexcept {
+        put_limit_.store(limit_for(count(), memo_.upstream), std::memory_order_relaxed);
+    }
 
     bool empty() const noexcept { return count() == 0; }
-    /// Slots not holding a block. Owner thread only.
+    bool full() const noexcept { return count() == capacity_; }
+    /// Slots not holding a block.
     std::uint32_t free_slots() const noexcept { return capacity_ - count(); }
     /// Records that the cache missed class `cls`; true when its previous miss
     /// was of the same class (the thread allocates that class faster than it
@@ -161,29 +256,29 @@ public:
         last_miss_ = cls;
         return repeated;
     }
-    /// Blocks held. Exact for the owner thread; a relaxed snapshot for any
-    /// other (stats()).
-    std::uint32_t count() const noexcept {
-        return static_cast<std::uint32_t>(state_.load(std::memory_order_relaxed) & count_mask);
-    }
-    bool full() const noexcept { return count() == capacity_; }
-    /// Idle bytes in the slots. Owner thread only.
+    /// True once every `period` calls: how often a slow path looks at the
+    /// pool's clock. Owner thread only.
+    bool count_slow_call(std::uint32_t period) noexcept { return ++slow_calls_ % period == 0; }
+
+    /// Blocks held. Exact for the owner thread and under lock_; a relaxed
+    /// snapshot for any other (stats()).
+    std::uint32_t count() const noexcept { return count_of(state_.load(std::memory_order_acquire)); }
+    /// Idle bytes in the slots (the sum of their classes' upstream sizes).
+    /// Exact for the owner and under lock_; a snapshot for stats().
     std::size_t held() const noexcept {
-        return reserved_.load(std::memory_order_relaxed) - room_.load(std::memory_order_relaxed);
+        const std::uint32_t n = count();
+        std::size_t sum = 0;
+        for (std::uint32_t i = 1; i <= n; ++i) sum += upstream_size(cls_[i].load(std::memory_order_relaxed) & ~frozen_bit);
+        return sum;
     }
     /// Bytes of the pool's budget this cache holds (byte_budget changes it).
-    /// Owner thread only.
     std::size_t reserved() const noexcept { return reserved_.load(std::memory_order_relaxed); }
 
     // ---- any thread (relaxed snapshots for stats) ----------------------------
 
     std::uint64_t hits() const noexcept { return state_.load(std::memory_order_relaxed) >> hits_shift; }
-    /// Idle bytes in the slots, as a relaxed snapshot for stats().
-    std::size_t published_held() const noexcept {
-        const std::size_t reserved = reserved_.load(std::memory_order_relaxed);
-        const std::size_t room = room_.load(std::memory_order_relaxed);
-        return room < reserved ? reserved - room : 0;
-    }
+    /// state_ as a reclaimer sees it: it changes with every take and put.
+    std::uint64_t state_snapshot() const noexcept { return state_.load(std::memory_order_acquire); }
 
     // ---- registry mutex ----------------------------------------------------
 
@@ -193,57 +288,82 @@ public:
     bool dead_ = false;            // the pool is unregistered
     bool draining_ = false;        // dead, and the pool's destructor is emptying it
     bool orphaned_ = false;        // the owner let go while draining_: release_dead_cache frees it
+    std::uint32_t idle_ticks_ = 0; // release by demand: ticks the cache has not changed
+    std::uint64_t last_seen_state_ = 0;
+
+    /// In a fork() child, for the caches of threads that do not exist there.
+    void forget_announcement() noexcept { announce_.store(no_announcement, std::memory_order_relaxed); }
 
 private:
     friend class byte_budget;          // the one writer of the reservation
+    friend class cache_freeze;         // a reclaimer (src/cache_reclaim.cpp)
     friend struct thread_cache_access; // unit tests (test/thread_cache_test.cpp)
 
-    /// Sets the reservation; `bytes` must be >= held(). Owner thread only.
-    void set_reserved(std::size_t bytes) noexcept {
+    static constexpr std::uint32_t count_of(std::uint64_t state) noexcept {
+        return static_cast<std::uint32_t>(state & count_mask);
+    }
+
+    /// Starts an operation outside lock_: publishes the state it starts from.
+    /// The empty asm keeps the compiler from reading the slots, the put limit
+    /// or frozen_ before the store; the reclaimer's membarrier orders it for
+    /// the processor.
+    ZEROPOOL_ALWAYS_INLINE std::uint64_t announce() noexcept {
+        const std::uint64_t state = state_.load(std::memory_order_acquire);
+        announce_.store(state, std::memory_order_relaxed);
+        asm volatile("" : "+m"(cls_), "+m"(ptr_), "+m"(put_limit_), "+m"(frozen_), "+m"(freezes_) : "m"(announce_));
+        return state;
+    }
+    /// Ends an announced operation that changed nothing.
+    ZEROPOOL_ALWAYS_INLINE void withdraw() noexcept { announce_.store(no_announcement, std::memory_order_release); }
+
+    /// Slots the reservation covers for blocks of `bytes` bytes beyond the
+    /// `n` held, plus n, at most the capacity.
+    std::uint32_t limit_for(std::uint32_t n, std::size_t bytes) const noexcept {
+        const std::size_t reserved = reserved_.load(std::memory_order_relaxed);
         const std::size_t h = held();
-        reserved_.store(bytes, std::memory_order_relaxed);
-        room_.store(bytes - h, std::memory_order_relaxed);
-    }
-
-    void push(void* p, std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
-        ZEROPOOL_POISON_IDLE(p, bytes);
-        cls_[n + 1] = cls;
-        ptr_[n + 1] = p;
-        state_.store(state_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        room_.store(room_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
-    }
-
-    // A match below the newest block: remove it and keep the age order.
-    ZEROPOOL_NOINLINE void* take_older(std::uint32_t cls, std::size_t bytes, std::uint32_t n) noexcept {
-        for (std::uint32_t i = n; --i > 0;) { // slots n-1 .. 1
-            if (cls_[i] != cls) continue;
-            void* p = ptr_[i];
-            for (std::uint32_t j = i + 1; j <= n; ++j) {
-                cls_[j - 1] = cls_[j];
-                ptr_[j - 1] = ptr_[j];
-            }
-            state_.store(state_.load(std::memory_order_relaxed) + take_hit, std::memory_order_relaxed);
-            room_.store(room_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-            ZEROPOOL_UNPOISON_IDLE(p, bytes);
-            return p;
+        std::size_t room = reserved > h ? reserved - h : 0;
+        std::uint32_t limit = n;
+        while (limit < capacity_ && room >= bytes) {
+            room -= bytes;
+            ++limit;
         }
-        return nullptr;
+        return limit;
     }
+
+    /// Sets the reservation; `bytes` must be >= held(). Under lock_.
+    void set_reserved(std::size_t bytes) noexcept { reserved_.store(bytes, std::memory_order_relaxed); }
+
+    void move_slot(std::uint32_t from, std::uint32_t to) noexcept {
+        cls_[to].store(cls_[from].load(std::memory_order_relaxed), std::memory_order_relaxed);
+        ptr_[to].store(ptr_[from].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+
+    static constexpr std::uint64_t no_announcement = ~std::uint64_t{0}; // no state has it
+    // Blocks held (low 8 bits) and hits (the rest) in one word, so that a
+    // hit stores it once: a take adds take_hit, a put adds 1. Announced
+    // operations only make it grow, so their start state is never seen again
+    // once they committed; pop_oldest() and a reclaimer's take_all() make it
+    // go back, and clear announce_ as they do.
+    static constexpr std::uint64_t count_mask = 0xff;
+    static constexpr unsigned hits_shift = 8;
+    static constexpr std::uint64_t take_hit = (std::uint64_t{1} << hits_shift) - 1;
+    static constexpr std::uint64_t clock_mask = (hits_per_clock_check - 1) << hits_shift;
+    static_assert(max_capacity <= count_mask, "the count must fit below the hits");
 
     request_memo memo_;
     std::uint32_t last_miss_ = no_class; // class of the last miss (repeated_miss)
     std::uint32_t capacity_;
-    // Blocks held (low 8 bits) and hits (the rest) in one word, so that a
-    // hit stores it once: a take adds take_hit, a put adds 1.
-    static constexpr std::uint64_t count_mask = 0xff;
-    static constexpr unsigned hits_shift = 8;
-    static constexpr std::uint64_t take_hit = (std::uint64_t{1} << hits_shift) - 1;
-    static_assert(max_capacity <= count_mask, "the count must fit below the hits");
+    std::uint32_t slow_calls_ = 0;
     std::atomic<std::uint64_t> state_{0};
-    std::atomic<std::size_t> room_{0};     // reserved_ - idle bytes in the slots
+    std::atomic<std::uint64_t> announce_{no_announcement};
+    std::atomic<std::uint32_t> put_limit_{0};
+
+    std::atomic<bool> frozen_{false};
+    std::atomic<std::uint32_t> freezes_{0}; // freezes so far (a reclaimer, under lock_)
     std::atomic<std::size_t> reserved_{0}; // bytes of the pool's budget this cache holds
-    std::uint32_t cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count()
-    void* ptr_[max_capacity + 1];
+    std::atomic<std::uint32_t> cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count()
+    std::atomic<void*> ptr_[max_capacity + 1];
+    std::mutex lock_;
 };
 
 } // namespace zeropool::detail

@@ -51,6 +51,7 @@ void unlink_cache(registered_pool& pool, thread_cache& c) noexcept {
     if (c.prev_) c.prev_->next_ = c.next_; else pool.caches = c.next_;
     if (c.next_) c.next_->prev_ = c.prev_;
     c.prev_ = c.next_ = nullptr;
+    --pool.cache_count;
 }
 
 // The owner thread is done with the dead cache `c`: frees it, unless the
@@ -135,15 +136,23 @@ void arm_exit_handler() {
     (void)handler;
 }
 
+// Before fork(): the registry mutex, every live cache's lock (no thread is
+// in a slow-path section or reclaiming), then each pool's own locks.
 void fork_prepare() noexcept {
     registry& r = reg();
     r.mutex.lock();
-    for (registered_pool* p = r.pools; p; p = p->next) p->lock_for_fork();
+    for (registered_pool* p = r.pools; p; p = p->next) {
+        for (thread_cache* c = p->caches; c; c = c->next_) c->lock().lock();
+        p->lock_for_fork();
+    }
 }
 
 void fork_parent() noexcept {
     registry& r = reg();
-    for (registered_pool* p = r.pools; p; p = p->next) p->unlock_after_fork();
+    for (registered_pool* p = r.pools; p; p = p->next) {
+        p->unlock_after_fork();
+        for (thread_cache* c = p->caches; c; c = c->next_) c->lock().unlock();
+    }
     r.mutex.unlock();
 }
 
@@ -151,6 +160,13 @@ void fork_child() noexcept {
     registry& r = reg();
     for (registered_pool* p = r.pools; p; p = p->next) {
         p->unlock_after_fork();
+        for (thread_cache* c = p->caches; c; c = c->next_) {
+            c->lock().unlock();
+            // The other threads do not exist in the child: an operation they
+            // had announced will never end, and changed nothing unless it
+            // committed, so a reclaimer need not wait for it.
+            c->forget_announcement();
+        }
         // Threads that were handing blocks back do not exist in the child.
         p->exiting_flushes.store(0, std::memory_order_relaxed);
     }
@@ -186,6 +202,7 @@ thread_cache* find_or_create_cache(registered_pool& pool, std::uint32_t capacity
             c->next_ = pool.caches;
             if (pool.caches) pool.caches->prev_ = c;
             pool.caches = c;
+            ++pool.cache_count;
         }
         t.slots[pool.id & (thread_locals::slot_count - 1)] = tls_slot{pool.id, c};
         t.mru = tls_slot{pool.id, c};
@@ -237,6 +254,7 @@ thread_cache* unregister_pool(registered_pool& pool) noexcept {
             c->draining_ = true;
         }
         pool.caches = nullptr;
+        pool.cache_count = 0;
     }
     while (pool.exiting_flushes.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     return dead;
@@ -252,13 +270,16 @@ void release_dead_cache(thread_cache* cache) noexcept {
     }
 }
 
+registry_lock::registry_lock() noexcept { reg().mutex.lock(); }
+registry_lock::~registry_lock() { reg().mutex.unlock(); }
+
 cache_totals sum_caches(const registered_pool& pool) noexcept {
     cache_totals t;
     std::lock_guard<std::mutex> lock(reg().mutex);
     for (const thread_cache* c = pool.caches; c; c = c->next_) {
         t.hits += c->hits();
         t.blocks += c->count();
-        t.bytes += c->published_held();
+        t.bytes += c->held();
     }
     t.hits += pool.retired_hits;
     return t;

@@ -10,11 +10,12 @@
 //       (pool id -> cache) behind it, the thread's record table, its
 //       shard index and its lifecycle phase. Trivially destructible, so it
 //       stays readable during and after the thread's C++ teardown.
-//   registered_pool::{caches, prev, next, retired_hits},
+//   registered_pool::{caches, cache_count, prev, next, retired_hits},
 //   thread_cache::{pool_, prev_, next_, dead_, draining_, orphaned_}
 //       the registry mutex, one per process: taken when a thread first uses
-//       a pool, when a thread exits, when a pool is destroyed, by stats() and
-//       by the fork handlers; never on the hit path. Nothing under it calls a
+//       a pool, when a thread exits, when a pool is destroyed, by stats(), by
+//       a reclaimer walking a pool's caches (registry_lock) and by the fork
+//       handlers; never on the hit path. Nothing under it calls a
 //       pool except lock_for_fork / unlock_after_fork, which only lock: no
 //       upstream call and no allocation happens under it, by construction.
 //   registered_pool::exiting_flushes   atomic: threads that unlinked a cache
@@ -25,8 +26,9 @@
 //   neither frees it nor touches its slots, but sets orphaned_ so that
 //   release_dead_cache() frees it.
 //
-// Lock order: registry mutex, then a pool's shard-set mutex, then a shard
-// mutex. Nothing takes the registry mutex while holding a pool's mutex.
+// Lock order: registry mutex, then a thread cache's lock, then a pool's
+// shard-set mutex, then a shard mutex. Nothing takes the registry mutex while
+// holding one of the others.
 #ifndef ZEROPOOL_SRC_THREAD_REGISTRY_HPP
 #define ZEROPOOL_SRC_THREAD_REGISTRY_HPP
 
@@ -79,6 +81,7 @@ public:
 
     // Registry mutex.
     thread_cache* caches = nullptr;      // caches of live threads holding blocks of this pool
+    std::size_t cache_count = 0;         // length of that list
     registered_pool* prev = nullptr;     // list of live pools (for fork)
     registered_pool* next = nullptr;
     std::uint64_t retired_hits = 0;      // hits of caches that are gone
@@ -168,6 +171,17 @@ thread_cache* unregister_pool(registered_pool& pool) noexcept;
 /// Ends the use of a cache returned by unregister_pool(): frees it when its
 /// owner thread has let go of it meanwhile, else leaves it to that thread.
 void release_dead_cache(thread_cache* cache) noexcept;
+
+/// Holds the registry mutex: while it lives, `pool.caches` may be walked and
+/// no cache in it is freed. Nothing may allocate or call upstream under it;
+/// a cache's lock() may be taken (lock order: registry, then cache).
+class registry_lock {
+public:
+    registry_lock() noexcept;
+    ~registry_lock();
+    registry_lock(const registry_lock&) = delete;
+    registry_lock& operator=(const registry_lock&) = delete;
+};
 
 /// The counters of `pool`'s caches: of its live caches, and the hits of the
 /// caches that are gone. Read under the registry mutex.

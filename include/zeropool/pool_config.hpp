@@ -28,6 +28,14 @@ struct pool_config {
     /// Cap on idle bytes held by all tiers together (every thread cache
     /// counted). Default: 1/8 of physical memory, at least 64 MiB.
     std::size_t max_cached_bytes = 0;
+    /// Release by demand: an idle block that no request has drawn on for
+    /// about this many milliseconds goes back upstream, on the pool's own
+    /// activity (docs/design.md, "Memory that goes back"). Default 5000;
+    /// clamped to [10, 2^32]; no_idle_release turns it off.
+    std::size_t idle_release_ms = 0;
+
+    /// The value of idle_release_ms that turns release by demand off.
+    static constexpr std::size_t no_idle_release = ~std::size_t{0};
 
     /// Fluent setter: sets the field of the same name and returns *this.
     ///@{
@@ -37,6 +45,7 @@ struct pool_config {
     pool_config& with_max_buffers_per_shard(std::size_t v) noexcept { max_buffers_per_shard = v; return *this; }
     pool_config& with_num_shards(std::size_t v) noexcept { num_shards = v; return *this; }
     pool_config& with_max_cached_bytes(std::size_t v) noexcept { max_cached_bytes = v; return *this; }
+    pool_config& with_idle_release_ms(std::size_t v) noexcept { idle_release_ms = v; return *this; }
     ///@}
 };
 

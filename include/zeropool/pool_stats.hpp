@@ -31,6 +31,14 @@ struct pool_stats {
     /// moves between tiers twice). When no other thread is inside the pool,
     /// idle_bytes <= reserved_bytes.
     std::size_t reserved_bytes = 0;
+    /// The highest reserved_bytes has been: an upper bound of the peak of
+    /// idle bytes (they differ by the thread caches' unused reservation).
+    std::size_t peak_reserved_bytes = 0;
+    /// Bytes returned upstream by release by demand (idle_release_ms), in
+    /// all, since the pool was built.
+    std::size_t released_by_demand_bytes = 0;
+    /// Bytes returned upstream by trim(), in all, since the pool was built.
+    std::size_t released_by_trim_bytes = 0;
 };
 
 } // namespace zeropool

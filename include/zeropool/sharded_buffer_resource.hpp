@@ -112,10 +112,32 @@ public:
     std::size_t preallocate(std::size_t count, std::size_t size);
 
     /// Non-standard extension.
-    /// Effects: returns to upstream every idle block held by the shards and by
-    /// the calling thread's cache. Other threads' caches are left as they are.
-    /// Throws: nothing.
+    /// Effects: returns to upstream every idle block of every tier: the
+    /// shards, the calling thread's cache, and the other threads' caches,
+    /// including those of threads that are parked and will not call the pool
+    /// again, together with the budget they reserve. When it returns, the pool
+    /// holds no idle block, unless another thread was inside a call on the
+    /// pool meanwhile, or the system offers no process-wide memory barrier
+    /// (Linux membarrier, 4.14 and later): other threads' caches are then left
+    /// as they are (docs/design.md, "Memory that goes back").
+    /// Throws: nothing. Complexity: linear in the threads that use the pool
+    /// and in the idle blocks; one membarrier system call when any other
+    /// thread holds blocks or reservation.
     void trim() noexcept;
+
+    /// Non-standard extension.
+    /// Effects: release by demand, when it is due (every quarter of
+    /// config().idle_release_ms): returns upstream the idle blocks that no
+    /// request has drawn on for about idle_release_ms, in every tier, and the
+    /// budget reserved by thread caches that have not been used for that
+    /// long. The pool also runs it on its own activity, in steps of at most
+    /// 2 ms (none while an idle_releaser is attached); call it from a timer,
+    /// or use an idle_releaser, when the program may go quiet. Does nothing
+    /// when idle_release_ms is pool_config::no_idle_release, or when another
+    /// thread is running it.
+    /// Returns: the bytes returned upstream.
+    /// Throws: nothing.
+    std::size_t release_idle() noexcept;
 
     /// Non-standard extension. Returns: a snapshot of the pool's counters.
     /// Complexity: linear in shards and in threads that have used the pool.
@@ -128,6 +150,8 @@ public:
     std::pmr::memory_resource* upstream_resource() const noexcept;
 
 private:
+    friend class idle_releaser; // attaches to core_
+
     void* do_allocate(std::size_t bytes, std::size_t alignment) override;
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;

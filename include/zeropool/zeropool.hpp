@@ -5,6 +5,7 @@
 #include <zeropool/buffer.hpp>
 #include <zeropool/config.hpp>
 #include <zeropool/default_init_allocator.hpp>
+#include <zeropool/idle_releaser.hpp>
 #include <zeropool/page_resource.hpp>
 #include <zeropool/pool_config.hpp>
 #include <zeropool/pool_stats.hpp>
