@@ -9,6 +9,7 @@
 #include <zeropool/page_resource.hpp>
 #include <zeropool/pool_config.hpp>
 #include <zeropool/pool_stats.hpp>
+#include <zeropool/pressure_trimmer.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
 #include <zeropool/size_split_resource.hpp>
 
