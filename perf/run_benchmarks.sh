@@ -14,16 +14,23 @@
 #    peak RSS and malloc's state would otherwise carry over between rows);
 # 3. runs the file-read demo (workload 7), its table into build/perf/results/, and
 #    the footprint model of workloads 6 and 8 (perf/tools/footprint_model.cpp);
+#    then burst then steady (perf/tools/burst_then_steady.cpp: a 1 GiB burst,
+#    then a small working set; each peer in a process of its own, one after
+#    the other), one CSV per peer into build/perf/results/burst/;
 # 4. perf/report/report.py writes the tables into docs/benchmarks.md (between its
-#    marker comments) and the chart docs/benchmarks.svg.
+#    marker comments) and the chart docs/benchmarks.svg; perf/report/burst_report.py
+#    writes the burst-then-steady table into docs/benchmarks.md (between its own
+#    markers) and the chart docs/burst_then_steady.svg.
 #
 # Environment (defaults in brackets):
 #   ZEROPOOL_PERF_REPS      repetitions per benchmark [5]; medians are reported
 #   ZEROPOOL_PERF_MIN_TIME  --benchmark_min_time per repetition, seconds [0.1]
 #   ZEROPOOL_PERF_JOBS      build parallelism [number of CPUs]
 #   ZEROPOOL_PERF_DEMO_MIB  file size of the demo, MiB [512]
-#   ZEROPOOL_PERF_SKIP_RUN  1: only regenerate the tables and chart from the
-#                           JSON already in build/perf/results/
+#   ZEROPOOL_PERF_BURST_SECONDS  steady phase of burst then steady, seconds, per
+#                           peer [60] (7 peers: about 8 minutes at 60)
+#   ZEROPOOL_PERF_SKIP_RUN  1: only regenerate the tables and charts from the
+#                           JSON and CSV files already in build/perf/results/
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +41,7 @@ reps="${ZEROPOOL_PERF_REPS:-5}"
 min_time="${ZEROPOOL_PERF_MIN_TIME:-0.1}"
 jobs="${ZEROPOOL_PERF_JOBS:-$(nproc 2> /dev/null || echo 1)}"
 demo_mib="${ZEROPOOL_PERF_DEMO_MIB:-512}"
+burst_seconds="${ZEROPOOL_PERF_BURST_SECONDS:-60}"
 
 if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     # ---- 1. build ------------------------------------------------------------
@@ -45,7 +53,8 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
 
     mkdir -p "${results}"
     rm -f "${results}"/bench_*.json "${results}"/machine.txt "${results}"/file_read_demo.txt \
-        "${results}"/footprint_model.md
+        "${results}"/footprint_model.md "${results}"/burst_then_steady.txt
+    rm -rf "${results}/burst"
 
     # ---- the machine, and how loaded it is -------------------------------------
     {
@@ -76,6 +85,7 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     run round_trip "${bin}/round_trip_bench"
     run buffer_api "${bin}/buffer_api_bench"
     run threads "${bin}/threads_bench"
+    run stranded_budget "${bin}/stranded_budget_bench"
     # Mixed sizes: one process per row.
     while read -r row; do
         [[ -n "${row}" ]] || continue
@@ -98,9 +108,20 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     echo "== footprint_model" >&2
     (cd "${bin}" && ./footprint_model) > "${results}/footprint_model.md"
 
+    # ---- 3c. burst then steady: RSS over time, one process per peer ------------
+    echo "== burst_then_steady --seconds ${burst_seconds}" >&2
+    (cd "${bin}" && ./burst_then_steady --seconds "${burst_seconds}" --out "${results}/burst") \
+        > "${results}/burst_then_steady.txt"
+
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "${results}/machine.txt"
 fi
 
 # ---- 4. tables and chart -----------------------------------------------------
 python3 "${script_dir}/report/report.py" --results "${results}" \
     --markdown "${repo_root}/docs/benchmarks.md" --svg "${repo_root}/docs/benchmarks.svg"
+if compgen -G "${results}/burst/*.csv" > /dev/null; then
+    python3 "${script_dir}/report/burst_report.py" --results "${results}/burst" \
+        --markdown "${repo_root}/docs/benchmarks.md" --svg "${repo_root}/docs/burst_then_steady.svg"
+else
+    echo "run_benchmarks.sh: no ${results}/burst/*.csv, burst-then-steady table not regenerated" >&2
+fi
