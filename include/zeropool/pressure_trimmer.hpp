@@ -16,16 +16,16 @@ namespace zeropool {
 /// memory for `stall` in total within a sliding `window`. The trigger written
 /// to /proc/pressure/memory is "<some|full> <stall us> <window us>", e.g. the
 /// default "some 150000 2000000" (150 ms of stall within 2 s).
-///   stall    in (0, window].
-///   window   in [500 ms, 10 s]. For a process without CAP_SYS_RESOURCE the
-///            kernel (6.5 and later) also wants a multiple of 2 s, and reports
-///            at most one event per window; kernels before 6.5 refuse
-///            triggers of such processes altogether.
-///   full     false: "some", at least one task stalled on memory; true:
-///            "full", every non-idle task stalled at the same time.
 struct pressure_trigger {
+    /// Stall time within the window that raises an event; in (0, window].
     std::chrono::microseconds stall{150000};
+    /// The sliding window; in [500 ms, 10 s]. For a process without
+    /// CAP_SYS_RESOURCE the kernel (6.5 and later) also wants a multiple of
+    /// 2 s, and reports at most one event per window; kernels before 6.5
+    /// refuse triggers of such processes altogether.
     std::chrono::microseconds window{2000000};
+    /// false: "some", at least one task stalled on memory; true: "full",
+    /// every non-idle task stalled at the same time.
     bool full = false;
 };
 
