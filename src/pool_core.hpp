@@ -144,6 +144,8 @@ private:
     // Reclaim from other threads' caches (pool_reclaim.cpp).
     template <class Select, class Act>
     bool reclaim_from_other_caches(Select&& select, Act&& act) noexcept;
+    template <class Select>
+    std::size_t empty_other_caches(Select&& select, std::size_t expected) noexcept;
     bool reclaim_unused_reservation() noexcept;
     std::size_t release_idle_shards(std::uint32_t tick, std::uint64_t deadline_ns, bool& finished) noexcept;
     std::size_t count_idle_caches(std::uint32_t elapsed_ticks) noexcept;

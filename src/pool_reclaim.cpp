@@ -106,37 +106,13 @@ std::size_t pool_core::trim() noexcept {
         bytes += return_upstream(out);
     }
     // 2. The other threads' caches, frozen: their blocks and reservations.
-    std::vector<cached_block> taken;
-    try {
-        std::size_t count = 0;
-        {
-            registry_lock lock;
-            count = cache_count;
-        }
-        taken.reserve(count * thread_cache::max_capacity);
-    } catch (...) { // no memory for the list: the other caches keep their blocks
+    std::size_t count = 0;
+    {
+        registry_lock lock;
+        count = cache_count;
     }
-    const std::size_t room = taken.capacity() / thread_cache::max_capacity;
-    std::size_t acted = 0;
-    reclaim_from_other_caches(
-        [](const thread_cache& c) noexcept { return c.count() != 0 || c.reserved() != 0; },
-        [&](cache_freeze& f) noexcept {
-            if (acted == room) { // more caches than the list was sized for
-                f.thaw();
-                return;
-            }
-            ++acted;
-            cached_block out[thread_cache::max_capacity];
-            const std::uint32_t n = f.take_all(out);
-            thread_cache& c = f.cache();
-            for (std::uint32_t i = 0; i < n; ++i) taken.push_back(out[i]); // within the capacity reserved
-            budget.shrink(c, c.reserved());
-            f.thaw();
-        });
-    for (const cached_block& b : taken) {
-        bytes += upstream_size(b.cls);
-        return_upstream(b.ptr, b.cls);
-    }
+    bytes += empty_other_caches([](const thread_cache& c) noexcept { return c.count() != 0 || c.reserved() != 0; },
+                                count);
     // 3. The shards.
     bytes += return_shards_upstream();
     released_by_trim_.fetch_add(bytes, std::memory_order_relaxed);
@@ -240,32 +216,39 @@ std::size_t pool_core::count_idle_caches(std::uint32_t elapsed_ticks) noexcept {
 // neither taken nor put a block for a whole period: parked, or busy with
 // other work) gives its blocks upstream and its reservation back.
 std::size_t pool_core::release_idle_caches(std::size_t idle_caches) noexcept {
-    std::vector<cached_block> taken;
-    try {
-        taken.reserve(idle_caches * thread_cache::max_capacity);
-    } catch (...) {
-        return 0;
-    }
-    const std::size_t room = idle_caches;
-    std::size_t acted = 0;
-    reclaim_from_other_caches(
-        [&](const thread_cache& c) noexcept {
+    return empty_other_caches(
+        [](const thread_cache& c) noexcept {
             return c.idle_ticks_ >= ticks_per_period && (c.count() != 0 || c.reserved() != 0);
         },
-        [&](cache_freeze& f) noexcept {
-            if (acted == room) {
-                f.thaw();
-                return;
-            }
-            ++acted;
-            cached_block out[thread_cache::max_capacity];
-            const std::uint32_t n = f.take_all(out);
-            thread_cache& c = f.cache();
-            for (std::uint32_t i = 0; i < n; ++i) taken.push_back(out[i]);
-            budget.shrink(c, c.reserved());
+        idle_caches);
+}
+
+// The other threads' caches that `select` picks (`expected` of them, to size
+// the list of blocks; more are left alone) give every block upstream and their
+// whole reservation back. Returns the bytes.
+template <class Select>
+std::size_t pool_core::empty_other_caches(Select&& select, std::size_t expected) noexcept {
+    std::vector<cached_block> taken;
+    try {
+        taken.reserve(expected * thread_cache::max_capacity);
+    } catch (...) { // no memory for the list: the caches keep their blocks
+        return 0;
+    }
+    std::size_t emptied = 0;
+    reclaim_from_other_caches(select, [&](cache_freeze& f) noexcept {
+        if (emptied == expected) { // more caches than the list was sized for
             f.thaw();
-            c.last_seen_state_ = c.state_snapshot(); // emptied by us: not a change of its owner
-        });
+            return;
+        }
+        ++emptied;
+        cached_block out[thread_cache::max_capacity];
+        const std::uint32_t n = f.take_all(out);
+        thread_cache& c = f.cache();
+        taken.insert(taken.end(), out, out + n); // within the capacity reserved
+        budget.shrink(c, c.reserved());
+        f.thaw();
+        c.last_seen_state_ = c.state_snapshot(); // emptied here: not a change of its owner's
+    });
     std::size_t bytes = 0;
     for (const cached_block& b : taken) {
         bytes += upstream_size(b.cls);

@@ -33,42 +33,14 @@ namespace {
 
 namespace zp = zeropool;
 using zeropool_test::arrivals;
+using zeropool_test::eventually;
 using zeropool_test::expect_balanced;
+using zeropool_test::gate;
 using zeropool_test::kib;
 using zeropool_test::mib;
 using zeropool_test::recording_resource;
 
 using clock_type = std::chrono::steady_clock;
-
-/// A gate threads wait at until the test opens it.
-class gate {
-public:
-    void wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [this] { return open_; });
-    }
-    void open() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        open_ = true;
-        cv_.notify_all();
-    }
-
-private:
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    bool open_ = false;
-};
-
-/// Polls `done` every few milliseconds until it holds or `limit` passes.
-template <class F>
-bool eventually(F&& done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    const auto end = clock_type::now() + limit;
-    while (!done()) {
-        if (clock_type::now() >= end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-}
 
 /// A pipe for the tests: both ends closed at the end of the scope.
 struct test_pipe {

@@ -13,12 +13,14 @@
 
 #include "pattern.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -129,10 +131,10 @@ class arrivals {
 public:
     explicit arrivals(int expected) : expected_(expected) {}
     void arrive() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            ++count_;
-        }
+        // Notified under the lock: a waiter may destroy this object as soon as
+        // wait() returns, which it cannot do before the lock is released.
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++count_;
         cv_.notify_all();
     }
     void wait() {
@@ -150,6 +152,37 @@ private:
     int expected_;
     int count_ = 0;
 };
+
+/// A gate threads wait at until the test opens it (once).
+class gate {
+public:
+    void wait() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return open_; });
+    }
+    void open() {
+        std::lock_guard<std::mutex> lock(mutex_); // notified under the lock, as arrivals does
+        open_ = true;
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+/// Polls `done` every few milliseconds until it holds (true) or `limit`
+/// passes (false): a wait with a deadline, never an unbounded one.
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
 
 /// The value of the environment variable `name` as a positive integer, or
 /// `fallback` when it is unset, empty, not a number or not positive.
