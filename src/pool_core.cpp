@@ -30,7 +30,9 @@ pool_core::~pool_core() {
     //    that is itself a zeropool pool takes that mutex).
     for (thread_cache* c = unregister_pool(*this); c != nullptr;) {
         thread_cache* const following = c->next_;
-        while (!c->empty()) {
+        // abandoned_ (a fork() child; its owner was mid-operation at the
+        // fork): its slots may name one block twice; its blocks are left.
+        while (!c->abandoned_ && !c->empty()) {
             const cached_block b = c->pop_oldest();
             return_upstream(b.ptr, b.cls);
         }

@@ -78,7 +78,7 @@ bool pool_core::reclaim_from_other_caches(Select&& select, Act&& act) noexcept {
         }
         std::size_t n = 0;
         for (thread_cache* c = caches; c != nullptr; c = c->next_) {
-            if (c == self || !select(*c)) continue;
+            if (c == self || c->abandoned_ || !select(*c)) continue;
             c->lock().lock();
             items[n++] = cache_freeze(*c);
         }

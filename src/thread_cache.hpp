@@ -17,7 +17,7 @@
 //       call, an allocation or the registry mutex), a reclaimer, and the fork
 //       handlers. Lock order: the registry mutex, then lock_, then a shard's.
 //   pool_, prev_, next_, dead_, draining_, orphaned_, idle_ticks_,
-//   last_seen_state_   the registry mutex (see thread_registry.hpp).
+//   last_seen_state_, abandoned_   the registry mutex (see thread_registry.hpp).
 //
 // How another thread reclaims from a cache whose owner takes no lock and does
 // no atomic read-modify-write (src/cache_reclaim.cpp): every operation of the
@@ -291,8 +291,16 @@ public:
     std::uint32_t idle_ticks_ = 0; // release by demand: ticks the cache has not changed
     std::uint64_t last_seen_state_ = 0;
 
-    /// In a fork() child, for the caches of threads that do not exist there.
-    void forget_announcement() noexcept { announce_.store(no_announcement, std::memory_order_relaxed); }
+    /// True when an operation of the owner has been announced and has not
+    /// ended: in a fork() child, whose other threads do not exist, such a
+    /// cache may be half changed for good.
+    bool in_operation() const noexcept {
+        return announce_.load(std::memory_order_acquire) == state_.load(std::memory_order_acquire);
+    }
+    /// Set in a fork() child for a cache whose owner was in the middle of an
+    /// operation at the fork: reclaimers leave it alone (its blocks stay
+    /// until the pool is destroyed).
+    bool abandoned_ = false;
 
 private:
     friend class byte_budget;          // the one writer of the reservation

@@ -162,10 +162,11 @@ void fork_child() noexcept {
         p->unlock_after_fork();
         for (thread_cache* c = p->caches; c; c = c->next_) {
             c->lock().unlock();
-            // The other threads do not exist in the child: an operation they
-            // had announced will never end, and changed nothing unless it
-            // committed, so a reclaimer need not wait for it.
-            c->forget_announcement();
+            // The other threads do not exist in the child. One that was in
+            // the middle of an operation (announced, not ended) may have left
+            // its slots half moved (take() keeping the age order: one block in
+            // two slots): no reclaimer may take from that cache, ever.
+            if (c->in_operation()) c->abandoned_ = true;
         }
         // Threads that were handing blocks back do not exist in the child.
         p->exiting_flushes.store(0, std::memory_order_relaxed);
