@@ -26,6 +26,8 @@ constexpr std::size_t max_num_shards = 256;
 constexpr std::size_t default_idle_release_ms = 5000;
 constexpr std::size_t min_idle_release_ms = 10;
 constexpr std::size_t max_idle_release_ms = std::size_t{1} << 32;
+constexpr std::size_t default_max_fit_classes = 4; // twice the class size
+constexpr std::size_t max_max_fit_classes = 32;
 
 std::size_t clamp(std::size_t v, std::size_t lo, std::size_t hi) noexcept {
     return v < lo ? lo : (v > hi ? hi : v);
@@ -76,6 +78,9 @@ pool_config normalize(const pool_config& in) noexcept {
     if (c.idle_release_ms == 0) c.idle_release_ms = default_idle_release_ms;
     else if (c.idle_release_ms != pool_config::no_idle_release)
         c.idle_release_ms = clamp(c.idle_release_ms, min_idle_release_ms, max_idle_release_ms);
+    if (c.max_fit_classes == 0) c.max_fit_classes = default_max_fit_classes;
+    else if (c.max_fit_classes != pool_config::exact_classes_only)
+        c.max_fit_classes = clamp(c.max_fit_classes, 1, max_max_fit_classes);
     return c;
 }
 

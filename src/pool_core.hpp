@@ -15,7 +15,8 @@
 //   last_tick_   release_mutex_.
 //   releasers_   atomic: idle_releasers attached (pool calls then leave
 //       release by demand to them).
-//   released_by_demand_, released_by_trim_   atomic counters.
+//   released_by_demand_, released_by_trim_, fitted_allocations_,
+//   live_fitted_*   atomic counters (slow paths only).
 //   release_mutex_   one release-by-demand pass at a time (try_lock: a
 //       thread that finds it taken goes on).
 //   the registered_pool base   see thread_registry.hpp.
@@ -35,6 +36,7 @@
 
 #include "byte_budget.hpp"
 #include "counted_upstream.hpp"
+#include "fitted_block.hpp"
 #include "shard_set.hpp"
 #include "thread_cache.hpp"
 #include "thread_registry.hpp"
@@ -66,13 +68,30 @@ public:
 
     // ---- the slow paths of allocate and deallocate (tier_transfer.cpp) -------
 
-    /// A block of class `cls` for a request that missed the calling thread's
-    /// cache memo: from the cache, the shards, or upstream.
+    /// A block for a request of class `cls` that missed the calling thread's
+    /// cache memo: of class `cls` from the cache or the shards; else the
+    /// smallest idle block of a class in `fit` (fit: its class is returned
+    /// with it); else a new block of class `cls` from upstream.
     /// Throws: what upstream throws; nothing has changed then.
-    void* allocate_block(std::uint32_t cls);
+    cached_block allocate_block(std::uint32_t cls, fit_range fit);
     /// Takes back a block of class `cls`: into the calling thread's cache, a
     /// shard, or upstream beyond the caps.
     void deallocate_block(void* block, std::uint32_t cls) noexcept;
+
+    // ---- fit (the books of fitted blocks; the layout is fitted_block.hpp) ------
+
+    /// A fitted block of class `cls` serves a request of `requested` bytes.
+    void count_fitted(std::uint32_t cls, std::size_t requested) noexcept;
+    /// Takes back a fitted block of class `cls` that served `requested` bytes.
+    void deallocate_fitted(void* block, std::uint32_t cls, std::size_t requested) noexcept;
+    /// The fit counters, for stats().
+    struct fit_counts {
+        std::uint64_t allocations;
+        std::size_t live_blocks;
+        std::size_t live_requested_bytes;
+        std::size_t live_block_bytes;
+    };
+    fit_counts fitted() const noexcept;
 
     // ---- extensions ------------------------------------------------------------
 
@@ -133,6 +152,7 @@ private:
     std::size_t home_shard() const noexcept;
     std::uint32_t now_tick() const noexcept;
     void* take_from_shards(std::uint32_t cls) noexcept;
+    cached_block take_fit(thread_cache* cache, fit_range fit) noexcept;
     bool give_to_shards(void* block, std::uint32_t cls) noexcept;
     void release_block(void* block, std::uint32_t cls) noexcept;
     void release_blocks(const cached_block* blocks, std::uint32_t n, upstream_batch& out) noexcept;
@@ -160,6 +180,10 @@ private:
     std::atomic<std::size_t> released_by_demand_{0};
     std::atomic<std::size_t> released_by_trim_{0};
     std::atomic<int> releasers_{0};
+    std::atomic<std::uint64_t> fitted_allocations_{0};
+    std::atomic<std::size_t> live_fitted_blocks_{0};
+    std::atomic<std::size_t> live_fitted_requested_{0};
+    std::atomic<std::size_t> live_fitted_bytes_{0};
     std::mutex release_mutex_;
 };
 

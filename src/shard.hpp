@@ -60,6 +60,20 @@ public:
         return p;
     }
 
+    /// Removes the most recently added block of the smallest class in
+    /// [lo, hi] into `out` (fit); false when there is none. O(hi - lo).
+    bool take_smallest(std::uint32_t lo, std::uint32_t hi, cached_block& out) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (std::uint32_t cls = lo; cls <= hi && cls < class_count; ++cls) {
+            const std::uint32_t i = heads_[cls];
+            if (i == none) continue;
+            out = cached_block{unlink(cls, i), cls};
+            ++hits_;
+            return true;
+        }
+        return false;
+    }
+
     /// Removes up to `max` blocks of class `cls` into `out` (the most recently
     /// added first) under one lock, and returns how many. Counts one hit: the
     /// caller serves one block and caches the rest (served later as thread

@@ -18,6 +18,8 @@
 
 #include <zeropool/detail/size_class.hpp>
 
+#include "asan.hpp"
+#include "fitted_block.hpp"
 #include "pool_core.hpp"
 #include "thread_cache.hpp"
 #include "thread_registry.hpp"
@@ -78,7 +80,11 @@ void sharded_buffer_resource::do_deallocate(void* p, std::size_t bytes, std::siz
         if (ZEROPOOL_LIKELY(cache->memo_matches(bytes, alignment))) {
             const detail::thread_cache::request_memo& m = cache->memo();
             void* block = static_cast<std::byte*>(p) - m.offset;
-            if (ZEROPOOL_LIKELY(cache->try_put(block, m.cls))) return;
+            // A fitted block (src/fitted_block.hpp) is told by its address
+            // and takes the classified path.
+            if (ZEROPOOL_LIKELY((reinterpret_cast<std::uintptr_t>(block) & m.exact_mask) == 0) &&
+                ZEROPOOL_LIKELY(cache->try_put(block, m.cls)))
+                return;
         }
     }
     deallocate_classified(p, bytes, alignment);
@@ -96,15 +102,16 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
     if (ZEROPOOL_LIKELY(is_pooled(bytes, alignment))) {
         const detail::size_class_info c = detail::classify(detail::classified_size(bytes, alignment));
         const std::size_t offset = detail::data_offset(c.size, alignment);
-        void* block = nullptr;
+        detail::cached_block block{nullptr, c.index};
         detail::thread_cache* cache = detail::find_cache_fast(id_);
-        if (cache != nullptr) block = cache->take(c.index);
-        if (block == nullptr) {
-            block = core_->allocate_block(c.index); // may throw: nothing changed
+        if (cache != nullptr) block.ptr = cache->take(c.index);
+        if (block.ptr == nullptr) {
+            block = core_->allocate_block(c.index, fit_range(c.index, bytes, alignment)); // may throw: nothing changed
             if (cache == nullptr) cache = detail::find_cache_fast(id_); // allocate_block may create it
         }
         if (cache != nullptr) cache->remember(bytes, alignment, c.index, c.upstream, offset);
-        return static_cast<std::byte*>(block) + offset;
+        if (ZEROPOOL_UNLIKELY(block.cls != c.index)) return hand_out_fitted(block, bytes, alignment);
+        return static_cast<std::byte*>(block.ptr) + offset;
     }
     // Not pooled: straight upstream, with its own size and alignment.
     if (bytes > detail::max_request || !detail::is_power_of_two(alignment)) throw std::bad_alloc();
@@ -117,6 +124,10 @@ void sharded_buffer_resource::deallocate_classified(void* p, std::size_t bytes,
         const detail::size_class_info c = detail::classify(detail::classified_size(bytes, alignment));
         const std::size_t offset = detail::data_offset(c.size, alignment);
         void* block = static_cast<std::byte*>(p) - offset;
+        if (ZEROPOOL_UNLIKELY(detail::is_fitted(block, c.index))) {
+            take_back_fitted(p, bytes, alignment, c.index);
+            return;
+        }
         detail::thread_cache* cache = detail::find_cache_fast(id_);
         if (cache != nullptr) {
             cache->remember(bytes, alignment, c.index, c.upstream, offset);
@@ -126,6 +137,42 @@ void sharded_buffer_resource::deallocate_classified(void* p, std::size_t bytes,
         return;
     }
     core_->upstream.deallocate(p, bytes == 0 ? 1 : bytes, alignment);
+}
+
+// ---- fit ---------------------------------------------------------------------------
+
+detail::fit_range sharded_buffer_resource::fit_range(std::uint32_t cls, std::size_t bytes,
+                                                     std::size_t alignment) const noexcept {
+    const std::size_t classes = config_.max_fit_classes == pool_config::exact_classes_only ? 0 : config_.max_fit_classes;
+    return detail::fit_range_for(cls, bytes, alignment, static_cast<std::uint32_t>(classes));
+}
+
+// The data of a fitted block starts fit_offset(alignment) bytes in, past its
+// header; the bytes before the data are poisoned for AddressSanitizer while
+// the block is handed out, so an underflow of the buffer is reported.
+void* sharded_buffer_resource::hand_out_fitted(detail::cached_block block, std::size_t bytes,
+                                               std::size_t alignment) noexcept {
+    detail::write_fitted_header(block.ptr, block.cls);
+    const std::size_t offset = detail::fit_offset(alignment);
+    ZEROPOOL_POISON_IDLE(block.ptr, offset);
+    core_->count_fitted(block.cls, bytes);
+    return static_cast<std::byte*>(block.ptr) + offset;
+}
+
+// A deallocate whose pointer is not where an exact block of the request's
+// class puts its data: a fitted block, whose header says its class. A header
+// this pool did not write means the pointer, size or alignment differs from
+// the allocation's: the documented outcome is an abort with a message, never
+// a block returned under a wrong class.
+void sharded_buffer_resource::take_back_fitted(void* p, std::size_t bytes, std::size_t alignment,
+                                               std::uint32_t request_cls) noexcept {
+    const std::size_t offset = detail::fit_offset(alignment);
+    void* block = static_cast<std::byte*>(p) - offset;
+    ZEROPOOL_UNPOISON_IDLE(block, offset);
+    const std::uint32_t cls = detail::read_fitted_header(block);
+    if (cls == detail::not_fitted || cls <= request_cls || detail::class_size(cls) < offset + bytes)
+        detail::bad_deallocate("deallocate of a pointer that this pool did not allocate with that size and alignment");
+    core_->deallocate_fitted(block, cls, bytes);
 }
 
 bool sharded_buffer_resource::do_is_equal(const std::pmr::memory_resource& other) const noexcept {

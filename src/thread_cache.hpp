@@ -97,7 +97,11 @@ public:
         std::size_t bytes = ~std::size_t{0};
         std::size_t alignment = 0;
         std::size_t upstream = ~std::size_t{0}; // upstream_size(cls)
-        std::size_t offset = 0;                 // data_offset(class size, alignment)
+        std::uint32_t offset = 0;               // data_offset(class size, alignment)
+        // block_alignment(cls) - 1: a block handed out for the request whose
+        // start (data pointer - offset) has one of these bits set is not of
+        // class cls but a fitted one (src/fitted_block.hpp).
+        std::uint32_t exact_mask = 0;
         std::uint32_t cls = no_class;
     };
 
@@ -115,7 +119,8 @@ public:
         memo_.bytes = bytes;
         memo_.alignment = alignment;
         memo_.upstream = upstream;
-        memo_.offset = offset;
+        memo_.offset = static_cast<std::uint32_t>(offset);
+        memo_.exact_mask = static_cast<std::uint32_t>(block_alignment(cls) - 1);
         memo_.cls = cls;
         static_cast<void>(announce());
         // Frozen: 0, as the reclaimer wants. Never leave a limit computed for
@@ -169,6 +174,45 @@ public:
         }
         withdraw();
         return nullptr;
+    }
+
+    /// The smallest class in [lo, hi] that a slot holds, or empty_class.
+    /// Owner thread only; a reclaimer may empty the cache meanwhile (the
+    /// take_smallest() that follows then finds less). O(capacity).
+    std::uint32_t smallest_class_in(std::uint32_t lo, std::uint32_t hi) const noexcept {
+        const std::uint32_t n = count();
+        std::uint32_t best = empty_class;
+        for (std::uint32_t i = 1; i <= n; ++i) { // a frozen mark is above any hi
+            const std::uint32_t c = cls_[i].load(std::memory_order_relaxed);
+            if (c >= lo && c <= hi && c < best) best = c;
+        }
+        return best;
+    }
+
+    /// Takes the block of the smallest class in [lo, hi] (the newest of that
+    /// class), or returns {nullptr, empty_class}: fit (pool_config::max_fit_classes).
+    /// O(capacity).
+    cached_block take_smallest(std::uint32_t lo, std::uint32_t hi) noexcept {
+        const std::uint64_t state = announce();
+        const std::uint32_t n = count_of(state);
+        std::uint32_t best = 0;
+        std::uint32_t best_cls = empty_class;
+        for (std::uint32_t i = n; i > 0; --i) { // newest first; a frozen mark is above any hi
+            const std::uint32_t c = cls_[i].load(std::memory_order_relaxed);
+            if (c >= lo && c <= hi && c < best_cls) {
+                best = i;
+                best_cls = c;
+            }
+        }
+        if (best == 0) {
+            withdraw();
+            return cached_block{nullptr, empty_class};
+        }
+        void* p = ptr_[best].load(std::memory_order_relaxed);
+        for (std::uint32_t j = best + 1; j <= n; ++j) move_slot(j, j - 1); // keep the age order
+        state_.store(state + take_hit, std::memory_order_release);
+        ZEROPOOL_UNPOISON_IDLE(p, upstream_size(best_cls));
+        return cached_block{p, best_cls};
     }
 
     /// Caches `p`, a block of the remembered class `cls`, when the count is

@@ -63,18 +63,23 @@ void pool_core::release_idle_if_due(thread_cache& cache) noexcept {
 
 // ---- allocate and deallocate ---------------------------------------------------
 
-void* pool_core::allocate_block(std::uint32_t cls) {
+cached_block pool_core::allocate_block(std::uint32_t cls, fit_range fit) {
     const std::size_t bytes = upstream_size(cls);
-    if (thread_cache* cache = find_or_create_cache(*this, tls_capacity_)) {
+    thread_cache* cache = find_or_create_cache(*this, tls_capacity_);
+    if (cache != nullptr) {
         release_idle_if_due(*cache);
-        if (void* p = cache->take(cls)) return p;
+        if (void* p = cache->take(cls)) return cached_block{p, cls};
         cache_section section(*cache);
-        if (void* p = refill_from_shards(*cache, cls, cache->repeated_miss(cls))) return p;
+        if (void* p = refill_from_shards(*cache, cls, cache->repeated_miss(cls))) return cached_block{p, cls};
     } else if (void* p = take_from_shards(cls)) {
         budget.release(bytes);
-        return p;
+        return cached_block{p, cls};
     }
-    return upstream.allocate_block(cls); // may throw: nothing changed
+    if (!fit.empty()) {
+        const cached_block b = take_fit(cache, fit);
+        if (b.ptr != nullptr) return b;
+    }
+    return cached_block{upstream.allocate_block(cls), cls}; // may throw: nothing changed
 }
 
 void pool_core::deallocate_block(void* block, std::uint32_t cls) noexcept {
@@ -203,6 +208,49 @@ void* pool_core::take_from_shards(std::uint32_t cls) noexcept {
         return p != nullptr;
     });
     return p;
+}
+
+// Fit: the smallest idle block of a class in `fit`, from the calling thread's
+// cache (no lock) or the shards (one lock per shard visited, the home shard
+// first; the first shard that has one serves). A block from a shard gives its
+// budget back; one from the cache leaves its reservation as room.
+cached_block pool_core::take_fit(thread_cache* cache, fit_range fit) noexcept {
+    const std::uint32_t cached =
+        cache != nullptr ? cache->smallest_class_in(fit.lo, fit.hi) : thread_cache::empty_class;
+    if (cached != fit.lo) { // a shard may have a smaller one
+        const std::uint32_t hi = cached != thread_cache::empty_class ? cached - 1 : fit.hi;
+        cached_block b{nullptr, thread_cache::empty_class};
+        shards.any_existing_from(home_shard(), [&](shard& s, std::size_t) noexcept {
+            return !s.probably_empty() && s.take_smallest(fit.lo, hi, b);
+        });
+        if (b.ptr != nullptr) {
+            budget.release(upstream_size(b.cls));
+            return b;
+        }
+    }
+    if (cached != thread_cache::empty_class) return cache->take_smallest(fit.lo, fit.hi);
+    return cached_block{nullptr, thread_cache::empty_class};
+}
+
+void pool_core::count_fitted(std::uint32_t cls, std::size_t requested) noexcept {
+    fitted_allocations_.fetch_add(1, std::memory_order_relaxed);
+    live_fitted_blocks_.fetch_add(1, std::memory_order_relaxed);
+    live_fitted_requested_.fetch_add(requested, std::memory_order_relaxed);
+    live_fitted_bytes_.fetch_add(upstream_size(cls), std::memory_order_relaxed);
+}
+
+void pool_core::deallocate_fitted(void* block, std::uint32_t cls, std::size_t requested) noexcept {
+    live_fitted_blocks_.fetch_sub(1, std::memory_order_relaxed);
+    live_fitted_requested_.fetch_sub(requested, std::memory_order_relaxed);
+    live_fitted_bytes_.fetch_sub(upstream_size(cls), std::memory_order_relaxed);
+    deallocate_block(block, cls);
+}
+
+pool_core::fit_counts pool_core::fitted() const noexcept {
+    return fit_counts{fitted_allocations_.load(std::memory_order_relaxed),
+                      live_fitted_blocks_.load(std::memory_order_relaxed),
+                      live_fitted_requested_.load(std::memory_order_relaxed),
+                      live_fitted_bytes_.load(std::memory_order_relaxed)};
 }
 
 // A block whose budget is held: into a shard, the home shard first (other

@@ -249,10 +249,11 @@ BOOST_AUTO_TEST_CASE(freed_block_is_reused_from_the_thread_cache, *boost::unit_t
     expect_balanced(upstream);
 }
 
-BOOST_AUTO_TEST_CASE(cached_block_of_another_class_is_never_used, *boost::unit_test::timeout(60)) {
+// With fit off (fit itself: test/fit_test.cpp).
+BOOST_AUTO_TEST_CASE(exact_classes_only_never_use_a_block_of_another_class, *boost::unit_test::timeout(60)) {
     recording_resource upstream;
     {
-        sharded_buffer_resource pool(pool_config{}, &upstream);
+        sharded_buffer_resource pool(pool_config{}.with_max_fit_classes(pool_config::exact_classes_only), &upstream);
         void* big = pool.allocate(mib, 16);
         pool.deallocate(big, mib, 16);
         // 600 KiB is class 640 KiB: the idle 1 MiB block must not serve it.

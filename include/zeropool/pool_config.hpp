@@ -33,9 +33,20 @@ struct pool_config {
     /// activity (docs/design.md, "Memory that goes back"). Default 5000;
     /// clamped to [10, 2^32]; no_idle_release turns it off.
     std::size_t idle_release_ms = 0;
+    /// Fit: a request whose size class has no idle block in the calling
+    /// thread's cache or in the shards is served, before upstream is asked,
+    /// by the smallest idle block of at most this many classes above its own
+    /// (four classes per power of two: 4 means a block at most twice the
+    /// request's class size). The block keeps its own class for life
+    /// (docs/design.md, "Fit"). Default 4; clamped to [1, 32];
+    /// exact_classes_only turns fit off (each request served by blocks of its
+    /// own class only).
+    std::size_t max_fit_classes = 0;
 
     /// The value of idle_release_ms that turns release by demand off.
     static constexpr std::size_t no_idle_release = ~std::size_t{0};
+    /// The value of max_fit_classes that turns fit off.
+    static constexpr std::size_t exact_classes_only = ~std::size_t{0};
 
     /// Fluent setter: sets the field of the same name and returns *this.
     ///@{
@@ -46,6 +57,7 @@ struct pool_config {
     pool_config& with_num_shards(std::size_t v) noexcept { num_shards = v; return *this; }
     pool_config& with_max_cached_bytes(std::size_t v) noexcept { max_cached_bytes = v; return *this; }
     pool_config& with_idle_release_ms(std::size_t v) noexcept { idle_release_ms = v; return *this; }
+    pool_config& with_max_fit_classes(std::size_t v) noexcept { max_fit_classes = v; return *this; }
     ///@}
 };
 

@@ -39,6 +39,16 @@ struct pool_stats {
     std::size_t released_by_demand_bytes = 0;
     /// Bytes returned upstream by trim(), in all, since the pool was built.
     std::size_t released_by_trim_bytes = 0;
+    /// Pooled allocations served by an idle block of a larger class (fit,
+    /// pool_config::max_fit_classes), in all, since the pool was built.
+    std::uint64_t fitted_allocations = 0;
+    /// Fitted allocations not deallocated yet.
+    std::size_t live_fitted_blocks = 0;
+    /// The bytes those allocations requested ...
+    std::size_t live_fitted_requested_bytes = 0;
+    /// ... and the bytes their blocks hold from upstream: the difference is
+    /// what the program pays for the reuse.
+    std::size_t live_fitted_block_bytes = 0;
 };
 
 } // namespace zeropool

@@ -34,6 +34,8 @@ namespace zeropool {
 
 namespace detail {
 class pool_core;
+struct cached_block;
+struct fit_range;
 } // namespace detail
 
 /// A thread-safe std::pmr::memory_resource that keeps idle large blocks for
@@ -160,6 +162,11 @@ private:
     void* allocate_classified(std::size_t bytes, std::size_t alignment);
     void deallocate_classified(void* p, std::size_t bytes, std::size_t alignment) noexcept;
     bool is_pooled(std::size_t bytes, std::size_t alignment) const noexcept;
+    // Fit (src/fitted_block.hpp): the classes that may serve a request, and
+    // the hand-out and take-back of a block of a larger class.
+    detail::fit_range fit_range(std::uint32_t cls, std::size_t bytes, std::size_t alignment) const noexcept;
+    void* hand_out_fitted(detail::cached_block block, std::size_t bytes, std::size_t alignment) noexcept;
+    void take_back_fitted(void* p, std::size_t bytes, std::size_t alignment, std::uint32_t request_cls) noexcept;
 
     // Immutable after construction.
     std::uint64_t id_;   // the pool's never-reused id (core_->id), here so a hit needs one load

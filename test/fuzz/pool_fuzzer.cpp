@@ -1,6 +1,6 @@
 // libFuzzer harness for zeropool::sharded_buffer_resource.
 //
-// Each input is decoded into a pool configuration and a sequence of
+// Each input is decoded into a pool configuration (fit bound included) and a sequence of
 // operations: allocate(size, alignment), deallocate, get(size), put, rewrite
 // (new contents), trim, stats, and switch-thread. Operations run on the
 // current thread: the fuzzer's own or one of three worker threads that run
@@ -13,7 +13,9 @@
 //     pointer, same size and alignment as allocated, no double free); the
 //     pool's counters equal the upstream's calls; the upstream's outstanding
 //     blocks and bytes equal the pool's idle blocks and bytes plus the live
-//     blocks the harness holds; cached <= reserved <= max_cached_bytes;
+//     blocks the harness holds (a fitted one counted as the upstream block
+//     it lies in, which must be of a class within the fit bound); the fit
+//     counters equal the harness's own; cached <= reserved <= max_cached_bytes;
 //   - at the end of each input every block is freed, the pool destroyed, and
 //     the upstream must be balanced (nothing outstanding, no bad call).
 // A failed check prints what failed and aborts (libFuzzer saves the input).
@@ -102,6 +104,16 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         return live_.size();
     }
+    /// The size of the live block that [p, p + n) lies in; 0 when none holds it.
+    std::size_t size_of_block_holding(const void* p, std::size_t n) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = live_.upper_bound(const_cast<void*>(p));
+        if (it == live_.begin()) return 0;
+        --it;
+        const auto* start = static_cast<const unsigned char*>(it->first);
+        const auto* q = static_cast<const unsigned char*>(p);
+        return q + (n == 0 ? 1 : n) <= start + it->second.bytes ? it->second.bytes : 0;
+    }
 
 private:
     struct info {
@@ -153,6 +165,9 @@ private:
 // be created once, but a leak of every input makes the sum grow without bound.
 std::atomic<long long> heap_net{0};
 bool counting = false; // written only while the workers are idle
+/// Fitted allocations seen in all inputs (POOL_FUZZER_TRACE prints it: the
+/// fuzzer reaches fit).
+std::atomic<unsigned long long> fits_seen{0};
 
 void count_malloc(const volatile void*, std::size_t) {
     if (counting) heap_net.fetch_add(1, std::memory_order_relaxed);
@@ -230,6 +245,7 @@ struct live_block {
     std::size_t alignment = 0;
     std::optional<zp::buffer> buf; // set for get() blocks
     std::uint64_t gen = 0;
+    bool fitted = false; // served by a block of a larger class (stats().fitted_allocations grew)
 };
 
 constexpr std::size_t max_live = 64;
@@ -267,12 +283,31 @@ void check_accounting(const zp::sharded_buffer_resource& pool, const recording_u
     check(st.reserved_bytes <= pool.config().max_cached_bytes, "stats: reserved_bytes > max_cached_bytes");
     std::size_t held_bytes = 0;
     std::size_t held_blocks = 0;
+    std::size_t fitted_blocks = 0;
+    std::size_t fitted_requested = 0;
+    std::size_t fitted_bytes = 0;
     for (const live_block& b : live) {
         const std::size_t cap = b.buf ? b.buf->capacity() : b.bytes;
         if (b.buf && cap == 0) continue; // an empty buffer holds no block
-        held_bytes += upstream_bytes_of(pool, cap, b.alignment);
+        const std::size_t exact = upstream_bytes_of(pool, cap, b.alignment);
         ++held_blocks;
+        if (!b.fitted) {
+            held_bytes += exact;
+            continue;
+        }
+        const std::size_t block = up.size_of_block_holding(b.data, b.bytes);
+        check(block > exact, "a fitted block is not larger than its request's class");
+        const std::size_t cls = zp::detail::class_index(zp::detail::classified_size(cap, b.alignment));
+        const std::size_t bound = pool.config().max_fit_classes;
+        check(block <= zp::detail::upstream_size(static_cast<std::uint32_t>(cls + bound)), "a fitted block beyond the bound");
+        held_bytes += block;
+        ++fitted_blocks;
+        fitted_requested += cap;
+        fitted_bytes += block;
     }
+    check(st.live_fitted_blocks == fitted_blocks, "stats: live_fitted_blocks differs");
+    check(st.live_fitted_requested_bytes == fitted_requested, "stats: live_fitted_requested_bytes differs");
+    check(st.live_fitted_block_bytes == fitted_bytes, "stats: live_fitted_block_bytes differs");
     if (up.outstanding_bytes() != st.idle_bytes + held_bytes)
         std::fprintf(stderr, "upstream holds %zu bytes, pool idle %zu, live %zu\n", up.outstanding_bytes(),
                      st.idle_bytes, held_bytes);
@@ -289,6 +324,8 @@ void run_input(const std::uint8_t* data, std::size_t size) {
         .with_max_buffers_per_shard(1u + (cfg >> 4) % 4u)
         .with_max_buffer_size(max_pooled)
         .with_max_cached_bytes((cfg & 0x40) != 0 ? 64 * 1024 : std::size_t{8} << 20);
+    static constexpr std::size_t fit_bounds[] = {0, 1, 8, zp::pool_config::exact_classes_only}; // 0: default (4)
+    config.with_max_fit_classes(fit_bounds[in.byte() % 4u]);
 
     recording_upstream up;
     {
@@ -326,7 +363,10 @@ void run_input(const std::uint8_t* data, std::size_t size) {
                     b.bytes = bytes;
                     b.alignment = alignment;
                     b.gen = next_gen++;
+                    const std::uint64_t fitted = pool.stats().fitted_allocations;
                     b.data = pool.allocate(bytes, alignment);
+                    b.fitted = pool.stats().fitted_allocations != fitted;
+                    if (b.fitted) fits_seen.fetch_add(1, std::memory_order_relaxed);
                     check(reinterpret_cast<std::uintptr_t>(b.data) % alignment == 0, "misaligned block");
                     fill(b.data, bytes, b.gen);
                     live.push_back(std::move(b));
@@ -338,7 +378,10 @@ void run_input(const std::uint8_t* data, std::size_t size) {
                 const std::size_t bytes = decode_size(in);
                 on_current([&] {
                     live_block b;
+                    const std::uint64_t fitted = pool.stats().fitted_allocations;
                     b.buf.emplace(pool.get(bytes));
+                    b.fitted = pool.stats().fitted_allocations != fitted;
+                    if (b.fitted) fits_seen.fetch_add(1, std::memory_order_relaxed);
                     check(b.buf->size() == bytes, "get() returned the wrong size");
                     b.data = b.buf->data();
                     b.bytes = bytes;
@@ -410,7 +453,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     run_input(data, size);
     counting = false;
     static const bool trace = std::getenv("POOL_FUZZER_TRACE") != nullptr;
-    if (trace) std::fprintf(stderr, "pool_fuzzer: %lld allocations kept so far\n", heap_net.load());
+    if (trace)
+        std::fprintf(stderr, "pool_fuzzer: %lld allocations kept so far, %llu fitted allocations\n", heap_net.load(),
+                     fits_seen.load());
     if (heap_net.load() > kept_allocations_bound) {
         std::fprintf(stderr, "pool_fuzzer: %lld allocations kept across inputs\n", heap_net.load());
         fail("memory leaked across inputs");
