@@ -135,6 +135,34 @@ BOOST_AUTO_TEST_CASE(write_after_put_is_reported,
                "ASan report expected, got: " << faulty.stderr_text);
 }
 
+BOOST_AUTO_TEST_CASE(write_before_a_fitted_buffer_is_reported,
+                     *boost::unit_test::enable_if<zeropool_test::asan>() * boost::unit_test::timeout(90)) {
+    // A fitted block (design.md, "Fit"): the bytes before the buffer's data
+    // hold the block's header, poisoned while the buffer is handed out; after
+    // put() the whole block is poisoned, as any idle block.
+    auto scenario = [](int stale_write) {
+        return [stale_write] {
+            sharded_buffer_resource pool;
+            pool.put(pool.get(256 * kib));
+            buffer b = pool.get(200 * kib); // class 224 KiB: the idle 256 KiB block serves it
+            BOOST_TEST_REQUIRE(pool.stats().fitted_allocations == 1u);
+            std::byte* data = b.data();
+            write_byte(data); // fine: the buffer is ours
+            if (stale_write == 1) write_byte(data - 8); // the header
+            pool.put(std::move(b));
+            if (stale_write == 2) write_byte(data + 100);
+        };
+    };
+    const child_result control = run_in_child(scenario(0));
+    BOOST_TEST(control.exited_cleanly, "control child failed: " << control.stderr_text);
+    for (int stale_write : {1, 2}) {
+        const child_result faulty = run_in_child(scenario(stale_write));
+        BOOST_TEST(!faulty.exited_cleanly);
+        BOOST_TEST(faulty.stderr_text.find("use-after-poison") != std::string::npos,
+                   "ASan report expected for write " << stale_write << ", got: " << faulty.stderr_text);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(write_to_a_block_idle_in_a_shard_is_reported,
                      *boost::unit_test::enable_if<zeropool_test::asan>() * boost::unit_test::timeout(90)) {
     // A cache of one block: the second deallocate moves the first block to a
