@@ -106,11 +106,16 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
         detail::thread_cache* cache = detail::find_cache_fast(id_);
         if (cache != nullptr) block.ptr = cache->take(c.index);
         if (block.ptr == nullptr) {
-            block = core_->allocate_block(c.index, fit_range(c.index, bytes, alignment)); // may throw: nothing changed
+            const bool loop = cache != nullptr && cache->fit_cycled(c.index);
+            const detail::fit_range fit = loop ? detail::fit_range{1, 0} : fit_range(c.index, bytes, alignment);
+            block = core_->allocate_block(c.index, fit); // may throw: nothing changed
             if (cache == nullptr) cache = detail::find_cache_fast(id_); // allocate_block may create it
         }
         if (cache != nullptr) cache->remember(bytes, alignment, c.index, c.upstream, offset);
-        if (ZEROPOOL_UNLIKELY(block.cls != c.index)) return hand_out_fitted(block, bytes, alignment);
+        if (ZEROPOOL_UNLIKELY(block.cls != c.index)) {
+            if (cache != nullptr) cache->note_fit(c.index);
+            return hand_out_fitted(block, bytes, alignment);
+        }
         return static_cast<std::byte*>(block.ptr) + offset;
     }
     // Not pooled: straight upstream, with its own size and alignment.
@@ -172,6 +177,7 @@ void sharded_buffer_resource::take_back_fitted(void* p, std::size_t bytes, std::
     const std::uint32_t cls = detail::read_fitted_header(block);
     if (cls == detail::not_fitted || cls <= request_cls || detail::class_size(cls) < offset + bytes)
         detail::bad_deallocate("deallocate of a pointer that this pool did not allocate with that size and alignment");
+    if (detail::thread_cache* cache = detail::find_cache_fast(id_)) cache->note_fit_returned(request_cls);
     core_->deallocate_fitted(block, cls, bytes);
 }
 

@@ -1,7 +1,7 @@
 // zeropool: the per-(thread, pool) cache of idle blocks.
 //
 // Who touches what:
-//   memo_, last_miss_, slow_calls_   the owner thread only.
+//   memo_, last_miss_, slow_calls_, last_fit_, fit_cycled_   the owner thread only.
 //   state_ (count and hits), cls_, ptr_   written by the owner thread in its
 //       announced operations (below) and in its sections under lock_; by a
 //       reclaimer (another thread: trim, release by demand, a budget
@@ -300,6 +300,27 @@ public:
         last_miss_ = cls;
         return repeated;
     }
+    /// Fit's loop detector. A thread that frees a fitted block and asks for
+    /// the same class again is in a loop, and would take the fit path (no
+    /// hit) on every turn: its next miss of that class gets a block of its
+    /// own instead, which the loop then reuses from the cache. A run of
+    /// allocations that are kept keeps fitting. Owner thread only.
+    ///@{
+    /// A request of class `cls` was served by a fitted block.
+    void note_fit(std::uint32_t cls) noexcept { last_fit_ = cls; }
+    /// A fitted block that served a request of class `cls` came back.
+    void note_fit_returned(std::uint32_t cls) noexcept {
+        if (cls == last_fit_) fit_cycled_ = cls;
+    }
+    /// True (once) when a miss of class `cls` should not fit: the last fitted
+    /// block of that class came back since it was fitted.
+    bool fit_cycled(std::uint32_t cls) noexcept {
+        if (fit_cycled_ != cls) return false;
+        fit_cycled_ = no_class;
+        last_fit_ = no_class;
+        return true;
+    }
+    ///@}
     /// True once every `period` calls: how often a slow path looks at the
     /// pool's clock. Owner thread only.
     bool count_slow_call(std::uint32_t period) noexcept { return ++slow_calls_ % period == 0; }
@@ -406,6 +427,8 @@ private:
     std::uint32_t last_miss_ = no_class; // class of the last miss (repeated_miss)
     std::uint32_t capacity_;
     std::uint32_t slow_calls_ = 0;
+    std::uint32_t last_fit_ = no_class;   // request class of the last fit (note_fit)
+    std::uint32_t fit_cycled_ = no_class; // that class, once its fitted block came back
     std::atomic<std::uint64_t> state_{0};
     std::atomic<std::uint64_t> announce_{no_announcement};
     std::atomic<std::uint32_t> put_limit_{0};

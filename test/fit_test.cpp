@@ -107,6 +107,33 @@ BOOST_AUTO_TEST_CASE(an_idle_larger_block_serves_a_smaller_class, *boost::unit_t
     expect_balanced(upstream); // sizes and alignments as handed out, to the byte
 }
 
+// A loop that frees what it was fitted with and asks again would take the
+// fit path, never the cache's hit path, on every turn: the pool gives it a
+// block of its own class instead, which the loop then reuses. Allocations
+// that are kept go on fitting.
+BOOST_AUTO_TEST_CASE(a_loop_gets_its_own_block_and_a_run_keeps_fitting, *boost::unit_test::timeout(60)) {
+    recording_resource upstream;
+    {
+        zp::sharded_buffer_resource pool(fit_config(), &upstream);
+        std::vector<void*> big;
+        for (int i = 0; i < 3; ++i) big.push_back(pool.allocate(mib, 16));
+        for (void* p : big) pool.deallocate(p, mib, 16);
+        const int turns = 1000;
+        for (int i = 0; i < turns; ++i) pool.deallocate(pool.allocate(600 * kib, 16), 600 * kib, 16);
+        zp::pool_stats s = pool.stats();
+        BOOST_TEST(s.fitted_allocations <= 2u);
+        BOOST_TEST(s.upstream_allocations <= 4u); // the three 1 MiB blocks, one 640 KiB block
+        BOOST_TEST(s.thread_cache_hits >= static_cast<std::uint64_t>(turns - 4));
+        // Three kept allocations of 896 KiB fit into the three 1 MiB blocks.
+        std::vector<void*> kept;
+        for (int i = 0; i < 3; ++i) kept.push_back(pool.allocate(800 * kib, 16));
+        BOOST_TEST(pool.stats().fitted_allocations == s.fitted_allocations + 3);
+        BOOST_TEST(pool.stats().upstream_allocations == s.upstream_allocations);
+        for (void* p : kept) pool.deallocate(p, 800 * kib, 16);
+    }
+    expect_balanced(upstream);
+}
+
 BOOST_AUTO_TEST_CASE(the_bound_is_respected, *boost::unit_test::timeout(60)) {
     recording_resource upstream;
     {
@@ -212,9 +239,10 @@ BOOST_AUTO_TEST_CASE(get_and_put_reuse_across_classes, *boost::unit_test::timeou
 
 BOOST_AUTO_TEST_CASE(alignments_up_to_a_page, *boost::unit_test::timeout(60)) {
     recording_resource upstream;
-    {
+    for (std::size_t align = 1; align <= 4096; align *= 2) {
+        // A pool each: one would see a loop (a_loop_gets_its_own_block...).
         zp::sharded_buffer_resource pool(fit_config(), &upstream);
-        for (std::size_t align = 1; align <= 4096; align *= 2) {
+        {
             void* big = pool.allocate(mib, 16);
             pool.deallocate(big, mib, 16);
             const std::uint64_t fitted = pool.stats().fitted_allocations;
@@ -228,7 +256,6 @@ BOOST_AUTO_TEST_CASE(alignments_up_to_a_page, *boost::unit_test::timeout(60)) {
             BOOST_TEST(pool.stats().fitted_allocations == fitted + (expect_fit ? 1u : 0u));
             BOOST_TEST(holds(p, 800 * kib, align));
             pool.deallocate(p, 800 * kib, align);
-            pool.trim();
         }
     }
     expect_balanced(upstream);
