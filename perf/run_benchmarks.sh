@@ -86,6 +86,7 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     run buffer_api "${bin}/buffer_api_bench"
     run threads "${bin}/threads_bench"
     run stranded_budget "${bin}/stranded_budget_bench"
+    run variable_io "${bin}/variable_io_bench"
     # Mixed sizes: one process per row.
     while read -r row; do
         [[ -n "${row}" ]] || continue
@@ -98,6 +99,7 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
         run "round_trip_${m}" "${bin}/round_trip_bench_${m}" --benchmark_filter="/${m}/"
         run "threads_${m}" "${bin}/threads_bench_${m}" --benchmark_filter="/${m}/"
         run "mixed_mixed_sizes_${m}" "${bin}/mixed_sizes_bench_${m}" --benchmark_filter="/${m}/"
+        run "variable_io_${m}" "${bin}/variable_io_bench_${m}" --benchmark_filter="/${m}/"
     done
 
     # ---- 3. the file-read demo (workload 7) ------------------------------------
