@@ -28,7 +28,8 @@
 #   ZEROPOOL_PERF_JOBS      build parallelism [number of CPUs]
 #   ZEROPOOL_PERF_DEMO_MIB  file size of the demo, MiB [512]
 #   ZEROPOOL_PERF_BURST_SECONDS  steady phase of burst then steady, seconds, per
-#                           peer [60] (7 peers: about 8 minutes at 60)
+#                           peer [60] (7 peers: about 8 minutes at 60); 0 skips
+#                           it (its table and chart in docs/ are then kept)
 #   ZEROPOOL_PERF_SKIP_RUN  1: only regenerate the tables and charts from the
 #                           JSON and CSV files already in build/perf/results/
 set -euo pipefail
@@ -111,9 +112,11 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     (cd "${bin}" && ./footprint_model) > "${results}/footprint_model.md"
 
     # ---- 3c. burst then steady: RSS over time, one process per peer ------------
-    echo "== burst_then_steady --seconds ${burst_seconds}" >&2
-    (cd "${bin}" && ./burst_then_steady --seconds "${burst_seconds}" --out "${results}/burst") \
-        > "${results}/burst_then_steady.txt"
+    if [[ "${burst_seconds}" != 0 ]]; then
+        echo "== burst_then_steady --seconds ${burst_seconds}" >&2
+        (cd "${bin}" && ./burst_then_steady --seconds "${burst_seconds}" --out "${results}/burst") \
+            > "${results}/burst_then_steady.txt"
+    fi
 
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "${results}/machine.txt"
 fi
