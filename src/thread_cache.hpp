@@ -300,11 +300,13 @@ public:
         last_miss_ = cls;
         return repeated;
     }
-    /// Fit's loop detector. A thread that frees a fitted block and asks for
-    /// the same class again is in a loop, and would take the fit path (no
-    /// hit) on every turn: its next miss of that class gets a block of its
-    /// own instead, which the loop then reuses from the cache. A run of
-    /// allocations that are kept keeps fitting. Owner thread only.
+    /// Fit's loop detector. A thread that frees a fitted block and, with its
+    /// next miss, asks for the same class again is in a loop, and would take
+    /// the fit path (no hit) on every turn: that miss gets a block of its own
+    /// instead, which the loop then reuses from the cache. A run of
+    /// allocations that are kept keeps fitting, and so does a class asked
+    /// for again only after misses of other classes (a pool serving many
+    /// sizes, where fit saves the most). Owner thread only.
     ///@{
     /// A request of class `cls` was served by a fitted block.
     void note_fit(std::uint32_t cls) noexcept { last_fit_ = cls; }
@@ -312,13 +314,14 @@ public:
     void note_fit_returned(std::uint32_t cls) noexcept {
         if (cls == last_fit_) fit_cycled_ = cls;
     }
-    /// True (once) when a miss of class `cls` should not fit: the last fitted
-    /// block of that class came back since it was fitted.
+    /// Called on every miss: true when this miss, of class `cls`, should not
+    /// fit, because the previous event was the return of the last fitted
+    /// block of that class. Disarms the detector either way.
     bool fit_cycled(std::uint32_t cls) noexcept {
-        if (fit_cycled_ != cls) return false;
+        const bool cycled = fit_cycled_ == cls;
         fit_cycled_ = no_class;
-        last_fit_ = no_class;
-        return true;
+        if (cycled) last_fit_ = no_class;
+        return cycled;
     }
     ///@}
     /// True once every `period` calls: how often a slow path looks at the
@@ -428,7 +431,7 @@ private:
     std::uint32_t capacity_;
     std::uint32_t slow_calls_ = 0;
     std::uint32_t last_fit_ = no_class;   // request class of the last fit (note_fit)
-    std::uint32_t fit_cycled_ = no_class; // that class, once its fitted block came back
+    std::uint32_t fit_cycled_ = no_class; // that class, from its fitted block's return to the next miss
     std::atomic<std::uint64_t> state_{0};
     std::atomic<std::uint64_t> announce_{no_announcement};
     std::atomic<std::uint32_t> put_limit_{0};

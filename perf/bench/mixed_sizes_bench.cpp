@@ -2,7 +2,8 @@
 // once, as a program juggling buffers of various sizes does.
 //
 //   mixed_sizes/<resource>/<live blocks>
-//       resources: zeropool (default config), glibc malloc (new_delete; the
+//       resources: zeropool (default config: fit on, bound 4), zeropool_exact
+//       (fit off: pool_config::exact_classes_only), glibc malloc (new_delete; the
 //       tcmalloc/jemalloc/mimalloc variants of this program name the row after
 //       their malloc), the std pool with large blocks, Boost's pool, TBB.
 //   mixed_sizes_budget/zeropool/live:64/max_cached_mib:<M>
@@ -42,7 +43,21 @@
 //                          per class, as many blocks as were ever live at
 //                          once in it; requests below min_buffer_size count
 //                          their live bytes. The floor of
-//                          upstream_peak_per_live for this design.
+//                          upstream_peak_per_live for exact classes.
+//   fitted_per_op          zeropool rows only: allocations served by an idle
+//                          block of a larger class (fit; stats().
+//                          fitted_allocations) per timed step.
+//   model_peak_per_live,   zeropool rows with the default byte cap only,
+//   model_allocs_per_op,   computed, not measured: the same steps replayed
+//   model_fitted_per_op    through the model of the row's policy
+//                          (zeropool_pool_model in perf/common/mixed_sizes.hpp,
+//                          also footprint_model's "as built" rows): its
+//                          upstream peak over the live peak, its upstream
+//                          allocations and its fitted allocations per timed
+//                          step. Each should equal the measured counter of
+//                          the same name; a difference means the model and
+//                          the pool disagree. (The model has no byte cap, so
+//                          the capped rows do not report it.)
 //   rss_peak_per_live      workload 8: (VmHWM at the end - VmRSS before the
 //                          row's first run) / the most live bytes of any of
 //                          its runs, from /proc/self/status, VmHWM reset
@@ -262,27 +277,58 @@ double class_cache_floor_bytes(std::size_t steps, const zeropool::pool_config& c
            }).held_peak;
 }
 
-void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config) {
+/// Whether a zeropool row reports the model's counters: the model has no
+/// byte cap, so only the rows that leave max_cached_bytes at its default
+/// (far above what this workload keeps idle) are modelled.
+enum class modelled : bool { no, yes };
+
+void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config,
+                         modelled model) {
     counting_upstream up;
     zeropool::sharded_buffer_resource pool(config, &up);
     std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
     std::array<block, live_blocks> ring{};
-    const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
+    std::uint64_t fitted_at_start = 0;
+    const std::uint64_t start = run_ring(state, r, ring, [&] {
+        fitted_at_start = pool.stats().fitted_allocations;
+        return up.allocations();
+    });
+    const std::uint64_t fitted = pool.stats().fitted_allocations - fitted_at_start;
     report_upstream(state, up, start);
     release(r, ring);
-    const std::size_t steps = warm_up_steps + static_cast<std::size_t>(state.iterations());
+    const auto timed = static_cast<std::size_t>(state.iterations());
+    const double per_step = timed == 0 ? 0.0 : 1.0 / static_cast<double>(timed);
+    state.counters["fitted_per_op"] = static_cast<double>(fitted) * per_step;
     state.counters["class_floor_per_live"] =
-        class_cache_floor_bytes(steps, config) / state.counters["peak_live_bytes"];
+        class_cache_floor_bytes(warm_up_steps + timed, config) / state.counters["peak_live_bytes"];
+    if (model == modelled::yes) {
+        const zeropool_perf::replay_outcome m = zeropool_perf::zeropool_pool_model(
+            warm_up_steps, timed, zeropool_perf::zeropool_policy::of(config));
+        state.counters["model_peak_per_live"] = m.held_peak / m.live_peak;
+        state.counters["model_allocs_per_op"] = static_cast<double>(m.fresh_after_warm_up) * per_step;
+        state.counters["model_fitted_per_op"] = static_cast<double>(m.fitted_after_warm_up) * per_step;
+    }
 }
 
-void mixed_zeropool(benchmark::State& state) { mixed_zeropool_with(state, zeropool::pool_config{}); }
+void mixed_zeropool(benchmark::State& state) {
+    mixed_zeropool_with(state, zeropool::pool_config{}, modelled::yes);
+}
+
+// Fit off: every request served by blocks of its own class only.
+void mixed_zeropool_exact(benchmark::State& state) {
+    mixed_zeropool_with(
+        state, zeropool::pool_config{}.with_max_fit_classes(zeropool::pool_config::exact_classes_only),
+        modelled::yes);
+}
 
 // The trade-off between idle memory and hits (workloads 6 and 8): zeropool
 // with max_cached_bytes set to range(1) MiB; range(0) is the live block count,
 // as in the other rows. The live bytes peak near 18.5 MiB.
 void mixed_zeropool_budget(benchmark::State& state) {
-    mixed_zeropool_with(state, zeropool::pool_config{}.with_max_cached_bytes(
-                                   static_cast<std::size_t>(state.range(1)) << 20));
+    mixed_zeropool_with(state,
+                        zeropool::pool_config{}.with_max_cached_bytes(static_cast<std::size_t>(state.range(1))
+                                                                      << 20),
+                        modelled::no);
 }
 
 void mixed_std_sync(benchmark::State& state) {
@@ -323,6 +369,7 @@ void mixed_boost_sync(benchmark::State& state) {
 constexpr auto live_arg = static_cast<std::int64_t>(live_blocks);
 
 BENCHMARK(mixed_zeropool)->Name("mixed_sizes/zeropool")->Arg(live_arg);
+BENCHMARK(mixed_zeropool_exact)->Name("mixed_sizes/zeropool_exact")->Arg(live_arg);
 BENCHMARK(mixed_new_delete)->Name(zeropool_perf::malloc_row("mixed_sizes/"))->Arg(live_arg);
 BENCHMARK(mixed_std_sync)->Name("mixed_sizes/std_sync_pool_large")->Arg(live_arg);
 BENCHMARK(mixed_boost_sync)->Name("mixed_sizes/boost_sync_pool_large")->Arg(live_arg);

@@ -27,6 +27,7 @@ SIZES = [4096, 65536, 1 << 20, 16 << 20, 256 << 20]
 # Display names of the resources, in table order.
 NAMES = [
     ("zeropool", "zeropool"),
+    ("zeropool_exact", "zeropool, exact classes (fit off)"),
     ("ideal_free_list", "ideal free list (floor)"),
     ("new_delete", "glibc malloc (new_delete_resource)"),
     ("tcmalloc", "tcmalloc"),
@@ -41,7 +42,10 @@ NAMES = [
 ]
 ORDER = {k: i for i, (k, _) in enumerate(NAMES)}
 DISPLAY = dict(NAMES)
-PEERS_EXCLUDED = {"zeropool", "ideal_free_list"}
+PEERS_EXCLUDED = {"zeropool", "zeropool_exact", "ideal_free_list"}
+# zeropool's own rows of the mixed-sizes workload, each of which reports the
+# model of its policy beside the measurement.
+ZEROPOOL_MIXED_ROWS = ["zeropool", "zeropool_exact"]
 
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -300,7 +304,8 @@ def mixed_section(res, targets):
             return "-" if v is None else f % v
         rows.append([DISPLAY.get(r, r), fmt_ns(t), fmt_ratio(t / best if t and best else None),
                      c("faults_per_op", "%.3f"), c("upstream_allocs_per_op", "%.4f"),
-                     c("upstream_peak_per_live"), c("class_floor_per_live"), c("rss_peak_per_live")])
+                     c("fitted_per_op", "%.3f"), c("upstream_peak_per_live"),
+                     c("class_floor_per_live"), c("rss_peak_per_live")])
     z = times.get("zeropool")
     z_ratio = z / best if z and best else None
     targets.append(("6. mixed sizes: time / the best peer's",
@@ -313,19 +318,32 @@ def mixed_section(res, targets):
                                        "" if floor is None else
                                        " (floor of any exact-class cache: %.2fx upstream)" % floor),
                     rss is not None and rss <= 1.3))
+    measured = res.get("mixed_sizes/zeropool/64", "upstream_peak_per_live")
+    modelled = res.get("mixed_sizes/zeropool/64", "model_peak_per_live")
+    if measured is not None:
+        targets.append(("8. mixed sizes: upstream peak / live bytes",
+                        "zeropool %.2fx measured%s" % (measured, "" if modelled is None else
+                                                       ", %.2fx modelled" % modelled),
+                        measured <= 1.8))
     out = ["### 6 and 8. Mixed sizes 1 KiB..1 MiB, 64 blocks live: time and memory", "",
            table(["resource", "CPU per step", "vs best peer", "page faults per step",
-                  "upstream allocs per step", "upstream peak / live", "class-cache floor / live",
-                  "peak RSS / live"], rows),
+                  "upstream allocs per step", "fitted per step", "upstream peak / live",
+                  "class-cache floor / live", "peak RSS / live"], rows),
            "",
            "Each row ran in a process of its own. A step frees the oldest of 64 live blocks and "
            "allocates a new one (log-uniform size, fixed seed), writing one byte per page. "
+           "zeropool runs its default configuration (fit on: a request whose class has no idle "
+           "block takes the smallest idle block of up to 4 classes above); zeropool, exact "
+           "classes is the same pool with fit off. Fitted per step (zeropool only): the "
+           "allocations served by a block of a larger class. "
            "Peak RSS / live: (VmHWM - RSS before the row) over the most bytes live at once; "
            "upstream peak / live: the most bytes held from the upstream resource over the same "
            "(zeropool and the std pool only). Class-cache floor / live (zeropool only) is "
            "computed from the size list, not measured: the upstream bytes that any pool keeping "
-           "freed blocks by zeropool's size classes must hold after the same steps (per class, "
-           "the most blocks ever live at once), over the same live bytes.", ""]
+           "freed blocks by zeropool's size classes, each serving its own class only, must hold "
+           "after the same steps (per class, the most blocks ever live at once), over the same "
+           "live bytes.", ""]
+    out += model_vs_measurement(res)
     budget = sorted((n for n in res.rows if n.startswith("mixed_sizes_budget/zeropool/")),
                     key=lambda n: int(re.search(r"max_cached_mib:(\d+)", n).group(1)))
     if budget:
@@ -345,6 +363,37 @@ def mixed_section(res, targets):
                        "peak RSS / live"],
                       brows), ""]
     return "\n".join(out)
+
+
+def model_vs_measurement(res):
+    """The zeropool rows' measured counters beside the model of their policy
+    (the same steps replayed through perf/common/mixed_sizes.hpp); empty when
+    no row reports the model."""
+    rows = []
+    for r in ZEROPOOL_MIXED_ROWS:
+        name = "mixed_sizes/%s/64" % r
+        model_peak = res.get(name, "model_peak_per_live")
+        if model_peak is None:
+            continue
+
+        def v(key, f):
+            x = res.get(name, key)
+            return "-" if x is None else f % x
+        peak = res.get(name, "upstream_peak_per_live")
+        rows.append([DISPLAY.get(r, r), v("upstream_peak_per_live", "%.3f"),
+                     v("model_peak_per_live", "%.3f"),
+                     fmt_ratio(peak / model_peak if peak is not None and model_peak else None),
+                     v("upstream_allocs_per_op", "%.5f"), v("model_allocs_per_op", "%.5f"),
+                     v("fitted_per_op", "%.4f"), v("model_fitted_per_op", "%.4f")])
+    if not rows:
+        return []
+    return ["Model versus measurement: each zeropool row also replays its own steps through "
+            "the model of its policy (`zeropool_pool_model` in perf/common/mixed_sizes.hpp, the "
+            "\"as built\" rows of the footprint model below) and reports the model's figures "
+            "beside the measured ones (medians of the repetitions).", "",
+            table(["row", "upstream peak / live, measured", "model", "measured / model",
+                   "upstream allocs per step, measured", "model", "fitted per step, measured",
+                   "model"], rows), ""]
 
 
 def file_read_section(results_dir, targets):
@@ -401,9 +450,17 @@ def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# zeropool with fit off has a lighter shade of zeropool's colour; the other
+# resources take the palette in table order.
+EXTRA_COLORS = {"zeropool_exact": "#8fd1bb"}
+PALETTE_ORDER = {k: i for i, k in enumerate(k for k, _ in NAMES if k not in EXTRA_COLORS)}
+
+
 def color(name):
     """One colour per resource, the same in every panel and in the legend."""
-    return PALETTE[ORDER.get(name, len(PALETTE) - 1) % len(PALETTE)]
+    if name in EXTRA_COLORS:
+        return EXTRA_COLORS[name]
+    return PALETTE[PALETTE_ORDER.get(name, len(PALETTE) - 1) % len(PALETTE)]
 
 
 def bar_panel(x0, y0, w, h, title, groups, series, values, unit="ns", value_labels=False):

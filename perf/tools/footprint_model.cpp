@@ -1,9 +1,9 @@
 // What a pool that keeps freed blocks must hold on the mixed-sizes workload
 // (workloads 6 and 8), by policy: a model replayed from the benchmark's size
-// list (perf/mixed_sizes.hpp), not a measurement. It answers why peak memory
-// stays well above 1.3x the live bytes for any pool that does not split and
-// merge blocks, and what the alternatives to zeropool's exact size classes
-// would buy.
+// list (perf/common/mixed_sizes.hpp), not a measurement. It answers why peak
+// memory stays well above 1.3x the live bytes for any pool that does not
+// split and merge blocks, what zeropool's policy as built holds, and what
+// other class tables would hold.
 //
 //   footprint_model [--steps N] [--warm-up W]
 //
@@ -11,12 +11,23 @@
 // steps (default 8192 + 200000, about one benchmark repetition of the
 // zeropool row) and prints a Markdown table, one row per policy:
 //   exact classes, g per power of two     a freed block serves only requests
-//       of its own class (g = 4 is zeropool's table, checked against
-//       detail/size_class.hpp at start);
-//   best fit within K classes above       a request takes an idle block of
-//       its class or of up to K classes larger (zeropool's table), smallest
-//       first; the block keeps its size for life, so the pool must record
-//       each block's size (deallocate only sees the request's);
+//       of its own class, g classes per power of two (zeropool has g = 4,
+//       checked against detail/size_class.hpp at start; the other g are
+//       what a finer or coarser table would hold);
+//   zeropool exact classes (as built, fit off), zeropool fit (as built),
+//   bound K                               zeropool_pool_model of
+//       mixed_sizes.hpp, the model mixed_sizes_bench reports beside its
+//       measurement (model_peak_per_live): zeropool's thread cache and
+//       shards for one thread. A request takes an idle block of its class,
+//       else (fit on) the smallest idle block of a class in [lo, class + K],
+//       lo the smallest class past the request's own whose block holds it
+//       behind the fitted block's 16-byte header, unless the thread's loop
+//       detector says it has just freed its last fitted block of that class
+//       (then a block of its own), else a fresh block of its class; a block keeps its
+//       class for life. K = 4 is the default (pool_config::max_fit_classes: a
+//       block at most twice the request's class size). The byte cap and
+//       release by demand are left out; mixed_sizes.hpp says why that changes
+//       nothing here (idle bytes far below the cap, runs shorter than 5 s);
 //   classes, no idle blocks               the rounding alone: live blocks
 //       rounded up to their class, every freed block returned at once.
 // Columns:
@@ -25,19 +36,22 @@
 //                              zeropool asks) over the most bytes live at once;
 //   fresh blocks after warm-up upstream allocations during the N steps;
 //   fresh pages per step       the 4 KiB pages of those blocks per step: each
-//                              is a page fault when the step writes it.
+//                              is a page fault when the step writes it;
+//   fitted per step            requests served by a block of a larger class;
+//   idle blocks, most at once  the pool's idle blocks at their peak (for
+//                              zeropool below max_buffers_per_shard, 256, so
+//                              one thread's idle blocks share one shard, as
+//                              the model assumes).
 #include <zeropool/detail/size_class.hpp>
+#include <zeropool/pool_config.hpp>
 
 #include "../common/mixed_sizes.hpp"
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -66,35 +80,6 @@ replay_outcome exact_classes(unsigned g, std::size_t warm_up, std::size_t steps)
     return zeropool_perf::exact_class_cache(warm_up, steps, [g](std::size_t bytes) {
         return zeropool::detail::upstream_block_bytes(class_size_with(bytes, g));
     });
-}
-
-/// zeropool's classes; a miss takes the smallest idle block of up to
-/// `reach` classes above. Each live block remembers its own class.
-replay_outcome best_fit(std::uint32_t reach, std::size_t warm_up, std::size_t steps) {
-    replay_ledger book(warm_up);
-    std::map<std::uint32_t, std::size_t> idle;                      // class -> idle blocks
-    std::array<std::uint32_t, zeropool_perf::mixed_live_blocks> of{}; // class of each ring slot's block
-    zeropool_perf::replay_mixed_ring_with(
-        book, warm_up, steps,
-        [&](std::size_t slot, std::size_t bytes) {
-            book.live_added(bytes);
-            const std::uint32_t c = zeropool::detail::class_index(bytes);
-            for (std::uint32_t j = c; j <= c + reach; ++j) {
-                auto it = idle.find(j);
-                if (it != idle.end() && it->second > 0) {
-                    --it->second;
-                    of[slot] = j;
-                    return;
-                }
-            }
-            book.fresh(zeropool::detail::upstream_size(c));
-            of[slot] = c;
-        },
-        [&](std::size_t slot, std::size_t bytes) {
-            book.live_removed(bytes);
-            ++idle[of[slot]];
-        });
-    return book.result();
 }
 
 /// zeropool's classes, every freed block returned at once: the rounding alone.
@@ -128,10 +113,18 @@ void check_against_zeropool() {
 
 void print_row(const std::string& policy, const std::string& needs, const replay_outcome& o,
                std::size_t steps) {
-    std::printf("| %s | %.2f | %zu | %.4f | %s |\n", policy.c_str(), o.held_peak / o.live_peak,
-                o.fresh_after_warm_up,
-                steps == 0 ? 0.0 : o.fresh_pages_after_warm_up / static_cast<double>(steps),
-                needs.c_str());
+    const double n = steps == 0 ? 1.0 : static_cast<double>(steps);
+    std::printf("| %s | %.2f | %zu | %.4f | %.4f | %zu | %s |\n", policy.c_str(),
+                o.held_peak / o.live_peak, o.fresh_after_warm_up,
+                o.fresh_pages_after_warm_up / n, static_cast<double>(o.fitted_after_warm_up) / n,
+                o.idle_blocks_peak, needs.c_str());
+}
+
+/// zeropool with the default configuration but `max_fit_classes`.
+replay_outcome zeropool_as_built(std::size_t max_fit_classes, std::size_t warm_up, std::size_t steps) {
+    return zeropool_perf::zeropool_pool_model(
+        warm_up, steps,
+        zeropool_perf::zeropool_policy::of(zeropool::pool_config{}.with_max_fit_classes(max_fit_classes)));
 }
 
 std::size_t parse_count(const char* flag, const char* value) {
@@ -162,17 +155,18 @@ int main(int argc, char** argv) {
     std::printf("footprint_model: %zu live blocks, %zu + %zu steps\n\n",
                 zeropool_perf::mixed_live_blocks, warm_up, steps);
     std::printf("| policy | held peak / live peak | fresh blocks after warm-up | fresh pages per step | "
-                "needs |\n|---|---|---|---|---|\n");
+                "fitted per step | idle blocks, most at once | needs |\n"
+                "|---|---|---|---|---|---|---|\n");
     for (unsigned g : {1u, 2u, 4u, 8u}) {
         const std::string bound = g == 1 ? "< 100%" : g == 2 ? "< 50%" : g == 4 ? "< 25%" : "< 12.5%";
-        print_row("exact classes, " + std::to_string(g) + " per power of two" +
-                      (g == 4 ? " (zeropool)" : ""),
+        print_row("exact classes, " + std::to_string(g) + " per power of two",
                   "rounding " + bound, exact_classes(g, warm_up, steps), steps);
     }
-    for (std::uint32_t reach : {1u, 2u, 4u, 8u})
-        print_row("best fit within " + std::to_string(reach) + (reach == 1 ? " class" : " classes") +
-                      " above",
-                  "a size record per block", best_fit(reach, warm_up, steps), steps);
+    print_row("zeropool exact classes (as built, fit off)", "rounding < 25%",
+              zeropool_as_built(zeropool::pool_config::exact_classes_only, warm_up, steps), steps);
+    for (std::size_t k : {1u, 2u, 4u, 8u})
+        print_row("zeropool fit (as built), bound " + std::to_string(k) + (k == 4 ? " (default)" : ""),
+                  "a 16-byte header in each fitted block", zeropool_as_built(k, warm_up, steps), steps);
     print_row("classes, no idle blocks", "every free returned to upstream",
               no_idle_blocks(warm_up, steps), steps);
     return 0;
