@@ -120,7 +120,7 @@ public:
         memo_.alignment = alignment;
         memo_.upstream = upstream;
         memo_.offset = static_cast<std::uint32_t>(offset);
-        memo_.exact_mask = static_cast<std::uint32_t>(block_alignment(cls) - 1);
+        memo_.exact_mask = cls == no_class ? 0 : static_cast<std::uint32_t>(block_alignment(cls) - 1);
         memo_.cls = cls;
         static_cast<void>(announce());
         // Frozen: 0, as the reclaimer wants. Never leave a limit computed for

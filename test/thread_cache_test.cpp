@@ -597,6 +597,9 @@ BOOST_AUTO_TEST_CASE(memo_remembers_the_last_request, *boost::unit_test::timeout
     BOOST_TEST(c.memo().cls == cls_d);
     BOOST_TEST(c.memo().upstream == bytes_d);
     BOOST_TEST(c.memo().offset == 0u);
+    // A block of the class starts aligned to this mask's bit; a fitted one
+    // does not (src/fitted_block.hpp).
+    BOOST_TEST(c.memo().exact_mask == zeropool::detail::block_alignment(cls_d) - 1);
 
     c.remember(mib, 8, cls_c, bytes_c, zeropool::detail::low_alignment_offset);
     BOOST_TEST(c.memo_matches(mib, 8));
