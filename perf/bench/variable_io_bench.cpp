@@ -1,20 +1,32 @@
-// Variable-size I/O: a loader reading a model checkpoint tensor by tensor,
-// each into a buffer of the tensor's size, as a program that loads weights
-// from a file does. The records are the 148 tensors of GPT-2 124M (3 KiB to
-// 147.2 MiB, 475 MiB in all) in the order of its model.safetensors; the list
-// is derived from the architecture, not read from a file
-// (perf/common/gpt2_tensors.hpp).
+// Variable-size I/O: a loader reading records of many sizes from a file,
+// each into a buffer of the record's size, as a program that loads weights
+// or serves files does. Two record sets, read from the same file:
+//   gpt2   the 148 tensors of GPT-2 124M (3 KiB to 147.2 MiB, 475 MiB in
+//          all) in the order of its model.safetensors, laid end to end: the
+//          file is this checkpoint. The list is derived from the
+//          architecture, not read from a file (perf/common/gpt2_tensors.hpp).
+//          Its few sizes repeat layer by layer, so each class's blocks come
+//          back before its next request: fit never serves one.
+//   mixed  256 records log-uniform in [64 KiB, 8 MiB), 428 MiB in all, from
+//          a seeded generator (perf/common/mixed_records.hpp): 28 size
+//          classes, about 9 records each per pass, in no order. A request
+//          often finds its own class empty while a block one to four classes
+//          larger idles: the stream where fit serves requests. Record i is
+//          read from offset (the sizes of records 0 .. i-1 summed) modulo
+//          (file size - its size + 1), so that it lies within the file.
 //
-//   variable_io/<resource>/window:<K>
-//       One iteration is one pass over the checkpoint: for each record in
-//       order, release the oldest of the K live buffers when K are live, take
-//       a buffer of the record's size (never zero-filled), and pread(2) the
+//   variable_io/<resource>/window:<K>          gpt2,  K = 4 and 1
+//   variable_io_mixed/<resource>/window:<K>    mixed, K = 4 and 16
+//       One iteration is one pass over the set: for each record in order,
+//       release the oldest of the K live buffers when K are live, take a
+//       buffer of the record's size (never zero-filled), and pread(2) the
 //       record's bytes into it from a real file. K live buffers model a
-//       loader that decodes a few tensors while it reads the next (K = 4);
-//       K = 1 reads, decodes and releases one tensor at a time. The window
-//       carries on from one pass to the next (the next checkpoint starts
-//       while the last tensors of this one are being decoded).
-//   variable_io_no_touch/<resource>/window:<K>
+//       loader that decodes a few records while it reads the next (K = 4);
+//       K = 1 reads, decodes and releases one tensor at a time; K = 16 is a
+//       deeper queue, with more buffers live and more idle blocks to choose
+//       from. The window carries on from one pass to the next (the set is
+//       read again while the last records of this pass are being decoded).
+//   variable_io_no_touch/<resource>/window:<K>, variable_io_mixed_no_touch/...
 //       The same requests, releases and window, with no read and no write:
 //       the allocator's cost alone. A read into a fresh page costs the page
 //       fault first (10-14 us per 4 KiB on our VMs), which the other rows
@@ -60,31 +72,40 @@
 //                          what the row made resident at its peak, warm-up
 //                          pass included.
 //   live_peak              the most bytes requested and live at once: a
-//                          property of the list and K (wte plus its
+//                          property of the set and K (gpt2: wte plus its
 //                          neighbours), to read rss_peak against.
 //   cold_pass_ms           the untimed first pass of the row's fresh resource.
 //   fitted_cold_pass       zeropool rows: stats().fitted_allocations in the
 //                          cold pass (a fresh pool, where fit can save an
 //                          upstream call).
 //   fitted_per_pass        zeropool rows: stats().fitted_allocations per
-//                          timed pass. Both read 0 with the default bound
-//                          (4 classes): every class's blocks come back
+//                          timed pass. On gpt2 both read 0 with the default
+//                          bound (4 classes): every class's blocks come back
 //                          before its next request, and a request that
 //                          finds its class empty while a larger block idles
 //                          is at least 5 classes below that block (the
 //                          closest: wpe, 3 MiB, and the 7 MiB blocks of
-//                          c_attn.weight).
+//                          c_attn.weight). On mixed, fit serves 40 to 55%
+//                          of the requests of the cold pass and a little
+//                          fewer of each timed pass, whose pool keeps the blocks
+//                          the earlier passes added (of 256 requests: 141
+//                          and 125 at K = 4, 104 and 97 at K = 16). The
+//                          pool is deterministic here (one thread, the same
+//                          list every pass): the counts change only with
+//                          the fit policy.
 //   live_fitted_blocks, live_fitted_requested, live_fitted_block_bytes
 //                          zeropool rows: those stats() at the end of the
 //                          timed passes, the window's K buffers still live.
 //
 // How to read it: compare rows of one run as ratios (absolute times drift on
-// shared VMs). The read rows are bounded below by the page-cache copy (about
-// 475 MiB per pass); what lies above it is the allocator's, mostly in fresh
-// pages. As in mixed_sizes_bench, a malloc's state carries over from one row
-// to the next in a process (glibc's mmap threshold rises when it frees a
-// large mapped block; tcmalloc keeps the pages an earlier row freed, so its
-// window:1 row's cold pass is warm); run one row per process
+// shared VMs). The read rows are bounded below by the page-cache copy (the
+// set's bytes per pass: 475 MiB for gpt2, 428 MiB for mixed); what lies
+// above it is the allocator's, mostly in fresh pages. Rows that fault in no
+// page pay that copy and little else: compare them over several runs. As in
+// mixed_sizes_bench, a malloc's state carries over from one row to the next
+// in a process (glibc's mmap threshold rises when it frees a large mapped
+// block; tcmalloc keeps the pages an earlier row freed, so its window:1
+// row's cold pass is warm); run one row per process
 // (--benchmark_filter) to see a fresh program's malloc, and report which you
 // used.
 #include <zeropool/sharded_buffer_resource.hpp>
@@ -93,6 +114,7 @@
 
 #include "../common/file_io.hpp"
 #include "../common/gpt2_tensors.hpp"
+#include "../common/mixed_records.hpp"
 #include "peers.hpp"
 
 #include <algorithm>
@@ -118,20 +140,27 @@ namespace {
 
 using zeropool_perf::launder;
 
-/// The windows the rows use.
+/// The windows the rows use: both sets 4, GPT-2 also 1, the mixed set also 16.
 constexpr std::int64_t default_window = 4;
 constexpr std::int64_t single_window = 1;
+constexpr std::int64_t wide_window = 16;
 
 // ---- the checkpoint file -----------------------------------------------------
 
-/// One tensor of the checkpoint: its size and where it starts in the file.
+/// The record sets (see the top of this file).
+enum class record_set { gpt2, mixed };
+
+/// One record: its size and where it starts in the file.
 struct record {
     std::size_t bytes = 0;
     off_t offset = 0;
 };
 
+/// The file's size: the GPT-2 checkpoint's.
+constexpr std::size_t file_bytes = zeropool_perf::gpt2_124m_total_bytes;
+
 /// The records of the GPT-2 124M list, laid end to end from offset 0.
-std::vector<record> checkpoint_records() {
+std::vector<record> gpt2_records() {
     std::vector<record> out;
     off_t at = 0;
     for (std::size_t bytes : zeropool_perf::gpt2_124m_tensor_bytes()) {
@@ -139,6 +168,27 @@ std::vector<record> checkpoint_records() {
         at += static_cast<off_t>(bytes);
     }
     return out;
+}
+
+/// The records of the mixed set in the same file: record i starts at the sum
+/// of the sizes before it, modulo (file_bytes - its size + 1), so that it
+/// ends within the file.
+std::vector<record> mixed_records() {
+    static_assert(zeropool_perf::mixed_record_max_bytes <= file_bytes, "every record fits in the file");
+    std::vector<record> out;
+    std::size_t at = 0;
+    for (std::size_t bytes : zeropool_perf::mixed_record_bytes()) {
+        out.push_back(record{bytes, static_cast<off_t>(at % (file_bytes - bytes + 1))});
+        at += bytes;
+    }
+    return out;
+}
+
+/// The bytes of one pass over `records`.
+std::size_t total_bytes(const std::vector<record>& records) {
+    std::size_t total = 0;
+    for (const record& r : records) total += r.bytes;
+    return total;
 }
 
 /// Writes `total` bytes of a non-zero pattern to `fd`, 1 MiB at a time.
@@ -164,17 +214,20 @@ int make_checkpoint_file(std::size_t total) {
     return fd;
 }
 
-/// The checkpoint: its records and the file that holds them (see the top of
-/// this file). One per process, made on first use.
+/// The file and the record sets read from it (see the top of this file).
+/// One per process, made on first use.
 class checkpoint_file {
 public:
     checkpoint_file()
-        : records_(checkpoint_records()), fd_(make_checkpoint_file(zeropool_perf::gpt2_124m_total_bytes)) {}
-    const std::vector<record>& records() const noexcept { return records_; }
+        : gpt2_(gpt2_records()), mixed_(mixed_records()), fd_(make_checkpoint_file(file_bytes)) {}
+    const std::vector<record>& records(record_set s) const noexcept {
+        return s == record_set::gpt2 ? gpt2_ : mixed_;
+    }
     int fd() const noexcept { return fd_.get(); }
 
 private:
-    std::vector<record> records_;
+    std::vector<record> gpt2_;
+    std::vector<record> mixed_;
     zeropool_perf::file_descriptor fd_;
 };
 
@@ -373,7 +426,7 @@ private:
 template <class Peer>
 class row {
 public:
-    row(std::size_t k, access a) : window_(k), access_(a) {
+    row(std::size_t k, access a, record_set s) : records_(&checkpoint().records(s)), window_(k), access_(a) {
         reset_peak_rss();
         rss_base_ = proc_status_bytes("VmRSS");
         const auto start = std::chrono::steady_clock::now();
@@ -386,10 +439,10 @@ public:
     row& operator=(const row&) = delete;
     ~row() { drain(); }
 
-    /// One pass over the checkpoint (see the top of this file).
+    /// One pass over the row's record set (see the top of this file).
     void pass() {
-        const checkpoint_file& file = checkpoint();
-        for (const record& r : file.records()) step(r, file.fd());
+        const int fd = checkpoint().fd();
+        for (const record& r : *records_) step(r, fd);
     }
     /// Releases every live buffer.
     void drain() {
@@ -416,6 +469,7 @@ private:
     }
 
     Peer peer_;
+    const std::vector<record>* records_;
     window<typename Peer::held> window_;
     access access_;
     double rss_base_ = 0;
@@ -447,12 +501,12 @@ row_slot& the_row_slot() {
 /// Returns: the row of type Row for `key`, made when the last row asked for
 /// had another key (that one destroyed first, so that its memory is gone).
 template <class Row>
-Row& current_row(const row_key& key, access a) {
+Row& current_row(const row_key& key, access a, record_set s) {
     row_slot& slot = the_row_slot();
     if (!(slot.key == key)) {
         slot.state.reset();
         slot.key = row_key{};
-        slot.state = std::make_shared<Row>(key.k, a);
+        slot.state = std::make_shared<Row>(key.k, a, s);
         slot.key = key;
     }
     return *static_cast<Row*>(slot.state.get());
@@ -501,7 +555,8 @@ template <class Peer>
 void report_fit(benchmark::State&, const Peer&, const readings&, std::uint64_t) {}
 
 template <class Peer>
-void report(benchmark::State& state, row<Peer>& r, const readings& before, std::size_t k) {
+void report(benchmark::State& state, row<Peer>& r, const readings& before, std::size_t k,
+            const std::vector<record>& records) {
     const readings after = read_now(r.peer());
     state.counters["faults_per_pass"] = per_pass(static_cast<double>(after.faults - before.faults));
     if (const counting_upstream* up = r.peer().upstream()) {
@@ -512,52 +567,61 @@ void report(benchmark::State& state, row<Peer>& r, const readings& before, std::
     // At least 0: the kernel's RSS counters are batched per thread, so a row
     // that maps nothing new can read a few hundred KiB below its base.
     state.counters["rss_peak"] = bytes(std::max(0.0, proc_status_bytes("VmHWM") - r.rss_base()));
-    state.counters["live_peak"] = bytes(static_cast<double>(window_peak_bytes(checkpoint().records(), k)));
+    state.counters["live_peak"] = bytes(static_cast<double>(window_peak_bytes(records, k)));
     state.counters["cold_pass_ms"] = r.cold_pass_ms();
     report_fit(state, r.peer(), before, r.cold_fitted());
 }
 
 // ---- the benchmark -----------------------------------------------------------
 
-template <class Peer, access A>
+template <class Peer, access A, record_set S>
 void variable_io(benchmark::State& state) {
     static const char function_tag = 0; // one per instantiation
     const auto k = static_cast<std::size_t>(state.range(0));
-    checkpoint(); // made on first use: before any row's measurements
-    row<Peer>& r = current_row<row<Peer>>(row_key{&function_tag, k}, A);
+    // The file is made on first use: before any row's measurements.
+    const std::vector<record>& records = checkpoint().records(S);
+    row<Peer>& r = current_row<row<Peer>>(row_key{&function_tag, k}, A, S);
     const readings before = read_now(r.peer());
     for (auto _ : state) r.pass();
-    report(state, r, before, k);
+    report(state, r, before, k, records);
     if (A == access::read)
-        state.SetBytesProcessed(static_cast<std::int64_t>(zeropool_perf::gpt2_124m_total_bytes) *
-                                state.iterations());
+        state.SetBytesProcessed(static_cast<std::int64_t>(total_bytes(records)) * state.iterations());
     r.drain();
 }
 
-void window_args(benchmark::internal::Benchmark* b) {
+void gpt2_windows(benchmark::internal::Benchmark* b) {
     b->ArgName("window")->Arg(default_window)->Arg(single_window);
     b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
-/// Registers the rows of one access mode: "<prefix><resource>/window:<K>".
-template <access A>
+void mixed_windows(benchmark::internal::Benchmark* b) {
+    b->ArgName("window")->Arg(default_window)->Arg(wide_window);
+    b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+/// Registers the rows of one record set and access mode:
+/// "<prefix><resource>/window:<K>".
+template <access A, record_set S>
 void register_rows(const char* prefix) {
     auto add = [](const std::string& name, void (*fn)(benchmark::State&)) {
-        benchmark::RegisterBenchmark(name.c_str(), fn)->Apply(window_args);
+        benchmark::RegisterBenchmark(name.c_str(), fn)
+            ->Apply(S == record_set::gpt2 ? gpt2_windows : mixed_windows);
     };
     const std::string p = prefix;
-    add(p + "zeropool", &variable_io<zeropool_peer<fit::on>, A>);
-    add(p + "zeropool_exact", &variable_io<zeropool_peer<fit::exact_classes_only>, A>);
-    add(p + "std_sync_pool_large", &variable_io<std_pool_peer, A>);
-    add(zeropool_perf::malloc_row(prefix), &variable_io<malloc_peer, A>);
+    add(p + "zeropool", &variable_io<zeropool_peer<fit::on>, A, S>);
+    add(p + "zeropool_exact", &variable_io<zeropool_peer<fit::exact_classes_only>, A, S>);
+    add(p + "std_sync_pool_large", &variable_io<std_pool_peer, A, S>);
+    add(zeropool_perf::malloc_row(prefix), &variable_io<malloc_peer, A, S>);
 #if defined(ZEROPOOL_PERF_HAVE_TBB)
-    add(p + "tbb_scalable", &variable_io<tbb_peer, A>);
+    add(p + "tbb_scalable", &variable_io<tbb_peer, A, S>);
 #endif
 }
 
 [[maybe_unused]] const bool registered = [] {
-    register_rows<access::read>("variable_io/");
-    register_rows<access::no_touch>("variable_io_no_touch/");
+    register_rows<access::read, record_set::gpt2>("variable_io/");
+    register_rows<access::no_touch, record_set::gpt2>("variable_io_no_touch/");
+    register_rows<access::read, record_set::mixed>("variable_io_mixed/");
+    register_rows<access::no_touch, record_set::mixed>("variable_io_mixed_no_touch/");
     return true;
 }();
 
