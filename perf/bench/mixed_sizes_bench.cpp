@@ -97,6 +97,7 @@
 #include <benchmark/benchmark.h>
 
 #include "../common/mixed_sizes.hpp"
+#include "../common/proc_status.hpp"
 #include "peers.hpp"
 
 #include <boost/container/pmr/memory_resource.hpp>
@@ -165,29 +166,6 @@ long minor_faults() {
     return u.ru_minflt;
 }
 
-/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"), or 0.
-double proc_status_bytes(const char* field) {
-    std::ifstream in("/proc/self/status");
-    std::string key;
-    while (in >> key) {
-        if (key.size() > 1 && key.compare(0, key.size() - 1, field) == 0 && key.back() == ':') {
-            double kib = 0;
-            in >> kib;
-            return kib * 1024.0;
-        }
-        std::getline(in, key);
-    }
-    return 0.0;
-}
-
-/// Resets VmHWM to the current RSS (Linux >= 4.0); false when not possible.
-bool reset_peak_rss() {
-    std::ofstream out("/proc/self/clear_refs");
-    out << "5";
-    out.flush();
-    return static_cast<bool>(out);
-}
-
 /// Runs the ring workload on `r` (empty on entry) and sets peak_live_bytes.
 /// Leaves the ring's blocks live, for the caller to read the footprint before
 /// freeing them with release(). Returns upstream_count() read when the timed
@@ -223,8 +201,8 @@ std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_
     // Google Benchmark calls this function several times (growing the
     // iteration count); the RSS baseline is the process's before the first.
     static const double rss_at_start = [] {
-        reset_peak_rss();
-        return proc_status_bytes("VmRSS");
+        zeropool_perf::reset_peak_rss();
+        return zeropool_perf::proc_status_bytes("VmRSS");
     }();
     static std::size_t peak_live_all_runs = 0;
     for (block& b : ring) b = make();
@@ -234,7 +212,7 @@ std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_
     for (auto _ : state) step();
     const long faults = minor_faults() - faults_at_start;
     peak_live_all_runs = std::max(peak_live_all_runs, peak_live);
-    state.counters["rss_peak_per_live"] = (proc_status_bytes("VmHWM") - rss_at_start) /
+    state.counters["rss_peak_per_live"] = (zeropool_perf::proc_status_bytes("VmHWM") - rss_at_start) /
                                           static_cast<double>(std::max<std::size_t>(peak_live_all_runs, 1));
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
     state.counters["peak_live_bytes"] = static_cast<double>(peak_live);

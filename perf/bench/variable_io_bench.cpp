@@ -115,6 +115,7 @@
 #include "../common/file_io.hpp"
 #include "../common/gpt2_tensors.hpp"
 #include "../common/mixed_records.hpp"
+#include "../common/proc_status.hpp"
 #include "peers.hpp"
 
 #include <algorithm>
@@ -269,30 +270,9 @@ long minor_faults() {
     return u.ru_minflt;
 }
 
-/// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"), or 0.
-double proc_status_bytes(const char* field) {
-    std::ifstream in("/proc/self/status");
-    std::string key;
-    while (in >> key) {
-        if (key.size() > 1 && key.compare(0, key.size() - 1, field) == 0 && key.back() == ':') {
-            double kib = 0;
-            in >> kib;
-            return kib * 1024.0;
-        }
-        std::getline(in, key);
-    }
-    return 0.0;
-}
-
 /// Wall-clock milliseconds from `start` to now.
 double milliseconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-}
-
-/// Resets VmHWM to the current RSS (Linux >= 4.0); a no-op where refused.
-void reset_peak_rss() {
-    std::ofstream out("/proc/self/clear_refs");
-    out << "5";
 }
 
 // ---- the resources -----------------------------------------------------------
@@ -427,8 +407,8 @@ template <class Peer>
 class row {
 public:
     row(std::size_t k, access a, record_set s) : records_(&checkpoint().records(s)), window_(k), access_(a) {
-        reset_peak_rss();
-        rss_base_ = proc_status_bytes("VmRSS");
+        zeropool_perf::reset_peak_rss();
+        rss_base_ = zeropool_perf::proc_status_bytes("VmRSS");
         const auto start = std::chrono::steady_clock::now();
         pass();
         cold_pass_ms_ = milliseconds_since(start);
@@ -566,7 +546,8 @@ void report(benchmark::State& state, row<Peer>& r, const readings& before, std::
     }
     // At least 0: the kernel's RSS counters are batched per thread, so a row
     // that maps nothing new can read a few hundred KiB below its base.
-    state.counters["rss_peak"] = bytes(std::max(0.0, proc_status_bytes("VmHWM") - r.rss_base()));
+    const double hwm = zeropool_perf::proc_status_bytes("VmHWM");
+    state.counters["rss_peak"] = bytes(std::max(0.0, hwm - r.rss_base()));
     state.counters["live_peak"] = bytes(static_cast<double>(window_peak_bytes(records, k)));
     state.counters["cold_pass_ms"] = r.cold_pass_ms();
     report_fit(state, r.peer(), before, r.cold_fitted());
