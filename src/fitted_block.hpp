@@ -63,6 +63,8 @@ struct fit_range {
     std::uint32_t hi;
     bool empty() const noexcept { return lo > hi; }
 };
+/// The empty range: the request is not fitted.
+inline constexpr fit_range no_fit{1, 0};
 
 /// The fit range of a request of `bytes` with `alignment`, of class `cls`:
 /// the classes up to `max_fit_classes` above it whose blocks hold the
@@ -70,7 +72,7 @@ struct fit_range {
 /// not allowed for the request.
 constexpr fit_range fit_range_for(std::uint32_t cls, std::size_t bytes, std::size_t alignment,
                                   std::uint32_t max_fit_classes) noexcept {
-    if (max_fit_classes == 0 || !fit_allowed(cls, alignment)) return fit_range{1, 0};
+    if (max_fit_classes == 0 || !fit_allowed(cls, alignment)) return no_fit;
     const std::uint32_t smallest = smallest_fit_class(bytes, alignment);
     return fit_range{smallest > cls ? smallest : cls + 1, cls + max_fit_classes};
 }

@@ -107,7 +107,7 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
         if (cache != nullptr) block.ptr = cache->take(c.index);
         if (block.ptr == nullptr) {
             const bool loop = cache != nullptr && cache->fit_cycled(c.index);
-            const detail::fit_range fit = loop ? detail::fit_range{1, 0} : fit_range(c.index, bytes, alignment);
+            const detail::fit_range fit = loop ? detail::no_fit : fit_range(c.index, bytes, alignment);
             block = core_->allocate_block(c.index, fit); // may throw: nothing changed
             if (cache == nullptr) cache = detail::find_cache_fast(id_); // allocate_block may create it
         }
