@@ -68,22 +68,28 @@ public:
 
     // ---- the slow paths of allocate and deallocate (tier_transfer.cpp) -------
 
-    /// A block for a request of class `cls` that missed the calling thread's
-    /// cache memo: of class `cls` from the cache or the shards; else the
-    /// smallest idle block of a class in `fit` (fit: its class is returned
-    /// with it); else a new block of class `cls` from upstream.
+    /// The calling thread's cache of this pool, created on first use;
+    /// nullptr when the thread cannot have one (it is exiting, or memory for
+    /// the record is short): its calls then bypass the cache tier.
+    thread_cache* own_cache() noexcept { return find_or_create_cache(*this, tls_capacity_); }
+
+    /// A block for a request of class `cls` that missed `cache`, the calling
+    /// thread's cache (own_cache(); the caller tried its take()), or nullptr:
+    /// of class `cls` from the shards; else the smallest idle block of a
+    /// class in `fit` (fit: its class is returned with it); else a new block
+    /// of class `cls` from upstream.
     /// Throws: what upstream throws; nothing has changed then.
-    cached_block allocate_block(std::uint32_t cls, fit_range fit);
-    /// Takes back a block of class `cls`: into the calling thread's cache, a
-    /// shard, or upstream beyond the caps.
-    void deallocate_block(void* block, std::uint32_t cls) noexcept;
+    cached_block allocate_block(thread_cache* cache, std::uint32_t cls, fit_range fit);
+    /// Takes back a block of class `cls`: into `cache`, the calling thread's
+    /// cache (own_cache()) or nullptr, a shard, or upstream beyond the caps.
+    void deallocate_block(thread_cache* cache, void* block, std::uint32_t cls) noexcept;
 
     // ---- fit (the books of fitted blocks; the layout is fitted_block.hpp) ------
 
     /// A fitted block of class `cls` serves a request of `requested` bytes.
     void count_fitted(std::uint32_t cls, std::size_t requested) noexcept;
     /// Takes back a fitted block of class `cls` that served `requested` bytes.
-    void deallocate_fitted(void* block, std::uint32_t cls, std::size_t requested) noexcept;
+    void deallocate_fitted(thread_cache* cache, void* block, std::uint32_t cls, std::size_t requested) noexcept;
     /// The fit counters, for stats().
     struct fit_counts {
         std::uint64_t allocations;

@@ -63,12 +63,10 @@ void pool_core::release_idle_if_due(thread_cache& cache) noexcept {
 
 // ---- allocate and deallocate ---------------------------------------------------
 
-cached_block pool_core::allocate_block(std::uint32_t cls, fit_range fit) {
+cached_block pool_core::allocate_block(thread_cache* cache, std::uint32_t cls, fit_range fit) {
     const std::size_t bytes = upstream_size(cls);
-    thread_cache* cache = find_or_create_cache(*this, tls_capacity_);
     if (cache != nullptr) {
         release_idle_if_due(*cache);
-        if (void* p = cache->take(cls)) return cached_block{p, cls};
         cache_section section(*cache);
         if (void* p = refill_from_shards(*cache, cls, cache->repeated_miss(cls))) return cached_block{p, cls};
     } else if (void* p = take_from_shards(cls)) {
@@ -82,9 +80,9 @@ cached_block pool_core::allocate_block(std::uint32_t cls, fit_range fit) {
     return cached_block{upstream.allocate_block(cls), cls}; // may throw: nothing changed
 }
 
-void pool_core::deallocate_block(void* block, std::uint32_t cls) noexcept {
+void pool_core::deallocate_block(thread_cache* cache, void* block, std::uint32_t cls) noexcept {
     const std::size_t bytes = upstream_size(cls);
-    if (thread_cache* cache = find_or_create_cache(*this, tls_capacity_)) {
+    if (cache != nullptr) {
         release_idle_if_due(*cache);
         if (bytes <= budget.cache_limit()) {
             // Twice at most: the second time after reclaiming the reservation
@@ -239,11 +237,11 @@ void pool_core::count_fitted(std::uint32_t cls, std::size_t requested) noexcept 
     live_fitted_bytes_.fetch_add(upstream_size(cls), std::memory_order_relaxed);
 }
 
-void pool_core::deallocate_fitted(void* block, std::uint32_t cls, std::size_t requested) noexcept {
+void pool_core::deallocate_fitted(thread_cache* cache, void* block, std::uint32_t cls, std::size_t requested) noexcept {
     live_fitted_blocks_.fetch_sub(1, std::memory_order_relaxed);
     live_fitted_requested_.fetch_sub(requested, std::memory_order_relaxed);
     live_fitted_bytes_.fetch_sub(upstream_size(cls), std::memory_order_relaxed);
-    deallocate_block(block, cls);
+    deallocate_block(cache, block, cls);
 }
 
 pool_core::fit_counts pool_core::fitted() const noexcept {
