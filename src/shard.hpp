@@ -149,8 +149,6 @@ public:
     void unlock() noexcept { mutex_.unlock(); }
 
 private:
-    /// Every class a request can have (class_index of the largest size, + 1).
-    static constexpr std::uint32_t class_count = class_index(max_classified_size) + 1;
     static constexpr std::uint32_t none = ~std::uint32_t{0};
 
     struct node {

@@ -18,6 +18,7 @@
 #ifndef ZEROPOOL_DETAIL_SIZE_CLASS_HPP
 #define ZEROPOOL_DETAIL_SIZE_CLASS_HPP
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -55,22 +56,13 @@ constexpr std::uint32_t class_index(std::size_t s) noexcept {
     return 4u * (k - 1u) + m;
 }
 
-/// The block size of class `index`: the largest request the class serves.
-constexpr std::size_t class_size(std::uint32_t index) noexcept {
+/// The block size of class `index` by the formula (class_size() reads it
+/// from the table below).
+constexpr std::size_t class_size_formula(std::uint32_t index) noexcept {
     if (index < 4) return index + 1u;
     const unsigned k = index / 4u + 1u;
     const std::size_t m = index % 4u;
     return (std::size_t{1} << k) + (m + 1u) * (std::size_t{1} << (k - 2u));
-}
-
-
-/// The alignment asked of upstream for blocks of class `index`: the largest
-/// power of two <= the class size, limited to [min_block_alignment, page_alignment]. Every request the class
-/// serves with alignment <= page_alignment is satisfied by it.
-constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
-    const std::size_t floor_pow2 = std::size_t{1} << floor_log2(class_size(index));
-    if (floor_pow2 < min_block_alignment) return min_block_alignment;
-    return floor_pow2 > page_alignment ? page_alignment : floor_pow2;
 }
 
 /// Blocks of at least this size start the data of low-alignment requests
@@ -85,9 +77,50 @@ constexpr std::size_t upstream_block_bytes(std::size_t block_size) noexcept {
     return block_size >= offset_min_block ? block_size + low_alignment_offset : block_size;
 }
 
-/// The bytes asked of upstream for a block of class `index`.
+/// Every class a request can have: class_index(max_classified_size) + 1.
+inline constexpr std::uint32_t class_count = class_index(max_classified_size) + 1;
+
+/// The per-class values, computed once at compile time: the slow paths ask
+/// for them many times per call (a cache's held bytes sum upstream sizes
+/// over its slots), and a load is cheaper than the arithmetic.
+struct class_table {
+    std::size_t size[class_count];      // class_size_formula(index)
+    std::size_t upstream[class_count];  // upstream_block_bytes(size)
+    std::size_t alignment[class_count]; // the block alignment (block_alignment())
+};
+constexpr class_table make_class_table() noexcept {
+    class_table t{};
+    for (std::uint32_t i = 0; i < class_count; ++i) {
+        t.size[i] = class_size_formula(i);
+        t.upstream[i] = upstream_block_bytes(t.size[i]);
+        const std::size_t floor_pow2 = std::size_t{1} << floor_log2(t.size[i]);
+        t.alignment[i] = floor_pow2 < min_block_alignment ? min_block_alignment
+                         : floor_pow2 > page_alignment    ? page_alignment
+                                                          : floor_pow2;
+    }
+    return t;
+}
+inline constexpr class_table classes = make_class_table();
+
+/// The block size of class `index` < class_count: the largest request the
+/// class serves.
+constexpr std::size_t class_size(std::uint32_t index) noexcept {
+    assert(index < class_count && "zeropool: class index out of range");
+    return classes.size[index];
+}
+
+/// The alignment asked of upstream for blocks of class `index`: the largest
+/// power of two <= the class size, limited to [min_block_alignment, page_alignment]. Every request the class
+/// serves with alignment <= page_alignment is satisfied by it.
+constexpr std::size_t block_alignment(std::uint32_t index) noexcept {
+    assert(index < class_count && "zeropool: class index out of range");
+    return classes.alignment[index];
+}
+
+/// The bytes asked of upstream for a block of class `index` < class_count.
 constexpr std::size_t upstream_size(std::uint32_t index) noexcept {
-    return upstream_block_bytes(class_size(index));
+    assert(index < class_count && "zeropool: class index out of range");
+    return classes.upstream[index];
 }
 
 /// A request's class: index, block size, and bytes held from upstream.
