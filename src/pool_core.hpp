@@ -15,8 +15,9 @@
 //   last_tick_   release_mutex_.
 //   releasers_   atomic: idle_releasers attached (pool calls then leave
 //       release by demand to them).
-//   released_by_demand_, released_by_trim_, fitted_allocations_,
-//   live_fitted_*   atomic counters (slow paths only).
+//   released_by_demand_, released_by_trim_   atomic counters (slow paths only).
+//   fits_without_cache_   any thread (fit_books.hpp); the fits of the threads
+//       with a cache are in their caches' books.
 //   release_mutex_   one release-by-demand pass at a time (try_lock: a
 //       thread that finds it taken goes on).
 //   the registered_pool base   see thread_registry.hpp.
@@ -86,18 +87,15 @@ public:
 
     // ---- fit (the books of fitted blocks; the layout is fitted_block.hpp) ------
 
-    /// A fitted block of class `cls` serves a request of `requested` bytes.
-    void count_fitted(std::uint32_t cls, std::size_t requested) noexcept;
-    /// Takes back a fitted block of class `cls` that served `requested` bytes.
+    /// A fitted block of class `cls` serves a request of `requested` bytes;
+    /// `cache` is the calling thread's cache, or nullptr.
+    void count_fitted(thread_cache* cache, std::uint32_t cls, std::size_t requested) noexcept;
+    /// Takes back a fitted block of class `cls` that served `requested`
+    /// bytes; `cache` is the calling thread's cache, or nullptr.
     void deallocate_fitted(thread_cache* cache, void* block, std::uint32_t cls, std::size_t requested) noexcept;
-    /// The fit counters, for stats().
-    struct fit_counts {
-        std::uint64_t allocations;
-        std::size_t live_blocks;
-        std::size_t live_requested_bytes;
-        std::size_t live_block_bytes;
-    };
-    fit_counts fitted() const noexcept;
+    /// The fit books of the calls made without a thread cache (stats() adds
+    /// the caches' books: sum_caches()).
+    fit_totals fits_without_cache() const noexcept { return fits_without_cache_.read(); }
 
     // ---- extensions ------------------------------------------------------------
 
@@ -186,10 +184,7 @@ private:
     std::atomic<std::size_t> released_by_demand_{0};
     std::atomic<std::size_t> released_by_trim_{0};
     std::atomic<int> releasers_{0};
-    std::atomic<std::uint64_t> fitted_allocations_{0};
-    std::atomic<std::size_t> live_fitted_blocks_{0};
-    std::atomic<std::size_t> live_fitted_requested_{0};
-    std::atomic<std::size_t> live_fitted_bytes_{0};
+    shared_fit_books fits_without_cache_;
     std::mutex release_mutex_;
 };
 

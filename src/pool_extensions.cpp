@@ -51,11 +51,12 @@ pool_stats sharded_buffer_resource::stats() const noexcept {
     st.peak_reserved_bytes = core_->budget.peak();
     st.released_by_demand_bytes = core_->released_by_demand();
     st.released_by_trim_bytes = core_->released_by_trim();
-    const detail::pool_core::fit_counts fit = core_->fitted();
+    detail::fit_totals fit = caches.fits;
+    fit += core_->fits_without_cache();
     st.fitted_allocations = fit.allocations;
-    st.live_fitted_blocks = fit.live_blocks;
-    st.live_fitted_requested_bytes = fit.live_requested_bytes;
-    st.live_fitted_block_bytes = fit.live_block_bytes;
+    st.live_fitted_blocks = static_cast<std::size_t>(fit.live_blocks);
+    st.live_fitted_requested_bytes = static_cast<std::size_t>(fit.live_requested);
+    st.live_fitted_block_bytes = static_cast<std::size_t>(fit.live_bytes);
     st.upstream_allocations = core_->upstream.allocations();
     st.upstream_deallocations = core_->upstream.deallocations();
     return st;

@@ -125,7 +125,7 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
         if (cache != nullptr) cache->remember(bytes, alignment, c.index, c.upstream, offset);
         if (ZEROPOOL_UNLIKELY(block.cls != c.index)) {
             if (cache != nullptr) cache->note_fit(c.index);
-            return hand_out_fitted(block, bytes, alignment);
+            return hand_out_fitted(cache, block, bytes, alignment);
         }
         return static_cast<std::byte*>(block.ptr) + offset;
     }
@@ -166,12 +166,12 @@ detail::fit_range sharded_buffer_resource::fit_range(std::uint32_t cls, std::siz
 // The data of a fitted block starts fit_offset(alignment) bytes in, past its
 // header; the bytes before the data are poisoned for AddressSanitizer while
 // the block is handed out, so an underflow of the buffer is reported.
-void* sharded_buffer_resource::hand_out_fitted(detail::cached_block block, std::size_t bytes,
-                                               std::size_t alignment) noexcept {
+void* sharded_buffer_resource::hand_out_fitted(detail::thread_cache* cache, detail::cached_block block,
+                                               std::size_t bytes, std::size_t alignment) noexcept {
     detail::write_fitted_header(block.ptr, block.cls);
     const std::size_t offset = detail::fit_offset(alignment);
     ZEROPOOL_POISON_IDLE(block.ptr, offset);
-    core_->count_fitted(block.cls, bytes);
+    core_->count_fitted(cache, block.cls, bytes);
     return static_cast<std::byte*>(block.ptr) + offset;
 }
 

@@ -2,6 +2,7 @@
 //
 // Who touches what:
 //   memo_, last_miss_, slow_calls_, last_fit_, fit_cycled_   the owner thread only.
+//   fits_   written by the owner thread only; read by stats() (fit_books.hpp).
 //   state_ (count and hits), cls_, ptr_   written by the owner thread in its
 //       announced operations (below) and in its sections under lock_; by a
 //       reclaimer (another thread: trim, release by demand, a budget
@@ -38,6 +39,7 @@
 #include <zeropool/detail/size_class.hpp>
 #include "asan.hpp"
 #include "cached_block.hpp"
+#include "fit_books.hpp"
 
 #include <atomic>
 #include <cassert>
@@ -324,6 +326,11 @@ public:
         return cycled;
     }
     ///@}
+    /// The books of the fits and fitted returns of the owner's calls:
+    /// written by the owner only, read by any thread (stats()).
+    fit_books& fits() noexcept { return fits_; }
+    const fit_books& fits() const noexcept { return fits_; }
+
     /// True once every `period` calls: how often a slow path looks at the
     /// pool's clock. Owner thread only.
     bool count_slow_call(std::uint32_t period) noexcept { return ++slow_calls_ % period == 0; }
@@ -432,6 +439,7 @@ private:
     std::uint32_t slow_calls_ = 0;
     std::uint32_t last_fit_ = no_class;   // request class of the last fit (note_fit)
     std::uint32_t fit_cycled_ = no_class; // that class, from its fitted block's return to the next miss
+    fit_books fits_;
     std::atomic<std::uint64_t> state_{0};
     std::atomic<std::uint64_t> announce_{no_announcement};
     std::atomic<std::uint32_t> put_limit_{0};

@@ -106,6 +106,7 @@ void on_thread_exit() noexcept {
             registered_pool& pool = *c.pool_;
             unlink_cache(pool, c);
             pool.retired_hits += c.hits();
+            pool.retired_fits += c.fits().read();
             pool.exiting_flushes.fetch_add(1, std::memory_order_relaxed);
         }
     }
@@ -282,8 +283,10 @@ cache_totals sum_caches(const registered_pool& pool) noexcept {
         t.hits += c->hits();
         t.blocks += c->count();
         t.bytes += c->held();
+        t.fits += c->fits().read();
     }
     t.hits += pool.retired_hits;
+    t.fits += pool.retired_fits;
     return t;
 }
 

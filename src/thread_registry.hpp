@@ -10,7 +10,8 @@
 //       (pool id -> cache) behind it, the thread's record table, its
 //       shard index and its lifecycle phase. Trivially destructible, so it
 //       stays readable during and after the thread's C++ teardown.
-//   registered_pool::{caches, cache_count, prev, next, retired_hits},
+//   registered_pool::{caches, cache_count, prev, next, retired_hits,
+//   retired_fits},
 //   thread_cache::{pool_, prev_, next_, dead_, draining_, orphaned_}
 //       the registry mutex, one per process: taken when a thread first uses
 //       a pool, when a thread exits, when a pool is destroyed, by stats(), by
@@ -85,6 +86,7 @@ public:
     registered_pool* prev = nullptr;     // list of live pools (for fork)
     registered_pool* next = nullptr;
     std::uint64_t retired_hits = 0;      // hits of caches that are gone
+    fit_totals retired_fits;             // fit books of caches that are gone
 
     /// Threads that unlinked a cache from the pool under the mutex and are
     /// now handing its blocks back; unregister_pool waits for 0.
@@ -189,6 +191,7 @@ struct cache_totals {
     std::uint64_t hits = 0;
     std::size_t blocks = 0;
     std::size_t bytes = 0;
+    fit_totals fits; // the caches' fit books, those of the caches that are gone included
 };
 cache_totals sum_caches(const registered_pool& pool) noexcept;
 

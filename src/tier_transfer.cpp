@@ -230,25 +230,19 @@ cached_block pool_core::take_fit(thread_cache* cache, fit_range fit) noexcept {
     return cached_block{nullptr, thread_cache::empty_class};
 }
 
-void pool_core::count_fitted(std::uint32_t cls, std::size_t requested) noexcept {
-    fitted_allocations_.fetch_add(1, std::memory_order_relaxed);
-    live_fitted_blocks_.fetch_add(1, std::memory_order_relaxed);
-    live_fitted_requested_.fetch_add(requested, std::memory_order_relaxed);
-    live_fitted_bytes_.fetch_add(upstream_size(cls), std::memory_order_relaxed);
+void pool_core::count_fitted(thread_cache* cache, std::uint32_t cls, std::size_t requested) noexcept {
+    if (cache != nullptr)
+        cache->fits().note_fit(requested, upstream_size(cls));
+    else
+        fits_without_cache_.note_fit(requested, upstream_size(cls));
 }
 
 void pool_core::deallocate_fitted(thread_cache* cache, void* block, std::uint32_t cls, std::size_t requested) noexcept {
-    live_fitted_blocks_.fetch_sub(1, std::memory_order_relaxed);
-    live_fitted_requested_.fetch_sub(requested, std::memory_order_relaxed);
-    live_fitted_bytes_.fetch_sub(upstream_size(cls), std::memory_order_relaxed);
+    if (cache != nullptr)
+        cache->fits().note_return(requested, upstream_size(cls));
+    else
+        fits_without_cache_.note_return(requested, upstream_size(cls));
     deallocate_block(cache, block, cls);
-}
-
-pool_core::fit_counts pool_core::fitted() const noexcept {
-    return fit_counts{fitted_allocations_.load(std::memory_order_relaxed),
-                      live_fitted_blocks_.load(std::memory_order_relaxed),
-                      live_fitted_requested_.load(std::memory_order_relaxed),
-                      live_fitted_bytes_.load(std::memory_order_relaxed)};
 }
 
 // A block whose budget is held: into a shard, the home shard first (other

@@ -34,6 +34,7 @@ namespace zeropool {
 
 namespace detail {
 class pool_core;
+class thread_cache;
 struct cached_block;
 struct fit_range;
 } // namespace detail
@@ -165,7 +166,8 @@ private:
     // Fit (src/fitted_block.hpp): the classes that may serve a request, and
     // the hand-out and take-back of a block of a larger class.
     detail::fit_range fit_range(std::uint32_t cls, std::size_t bytes, std::size_t alignment) const noexcept;
-    void* hand_out_fitted(detail::cached_block block, std::size_t bytes, std::size_t alignment) noexcept;
+    void* hand_out_fitted(detail::thread_cache* cache, detail::cached_block block, std::size_t bytes,
+                          std::size_t alignment) noexcept;
     void take_back_fitted(void* p, std::size_t bytes, std::size_t alignment, std::uint32_t request_cls) noexcept;
 
     // Immutable after construction.
