@@ -439,7 +439,6 @@ private:
     std::uint32_t slow_calls_ = 0;
     std::uint32_t last_fit_ = no_class;   // request class of the last fit (note_fit)
     std::uint32_t fit_cycled_ = no_class; // that class, from its fitted block's return to the next miss
-    fit_books fits_;
     std::atomic<std::uint64_t> state_{0};
     std::atomic<std::uint64_t> announce_{no_announcement};
     std::atomic<std::uint32_t> put_limit_{0};
@@ -450,6 +449,8 @@ private:
     std::atomic<std::uint32_t> cls_[max_capacity + 1]; // slot 0: empty_class; blocks in 1..count()
     std::atomic<void*> ptr_[max_capacity + 1];
     std::mutex lock_;
+    // Last: the fields above that the hit paths touch keep their cache lines.
+    fit_books fits_;
 };
 
 } // namespace zeropool::detail
