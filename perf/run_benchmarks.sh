@@ -10,8 +10,11 @@
 #    libgoogle-perftools-dev, libjemalloc-dev, libmimalloc-dev;
 # 2. runs every benchmark program with repetitions, JSON into build/perf/results/:
 #    the malloc variants (<program>_tcmalloc, ...) with a filter on their
-#    malloc rows, and the mixed-sizes rows each in a process of its own (their
-#    peak RSS and malloc's state would otherwise carry over between rows);
+#    malloc rows, and the mixed-sizes and variable-size I/O rows each in a
+#    process of its own, one JSON per row (their peak RSS and malloc's state,
+#    e.g. the memory glibc keeps after a row frees it, would otherwise carry
+#    over from one row to the next; variable_io_bench also writes its 475 MiB
+#    file once per process, a few seconds per row);
 # 3. runs the file-read demo (workload 7), its table into build/perf/results/, and
 #    the footprint model of workloads 6 and 8 (perf/tools/footprint_model.cpp);
 #    then burst then steady (perf/tools/burst_then_steady.cpp: a 1 GiB burst,
@@ -82,25 +85,37 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
             --benchmark_out="${out}" --benchmark_out_format=json > /dev/null)
     }
 
+    # run_each_row PREFIX PROGRAM [PATTERN]: runs each row of PROGRAM (those
+    # whose name contains PATTERN, if given) in a process of its own, with an
+    # exact filter: bench_<PREFIX><row, '/' and ':' as '_'>.json.
+    run_each_row() {
+        local prefix="$1" program="$2" pattern="${3:-}"
+        local rows row
+        rows="$(cd "${bin}" && "./$(basename "${program}")" --benchmark_list_tests)"
+        while read -r row; do
+            [[ -n "${row}" ]] || continue
+            [[ -z "${pattern}" || "${row}" == *"${pattern}"* ]] || continue
+            run "${prefix}$(echo "${row}" | tr '/:' '__')" "${program}" --benchmark_filter="^${row}\$"
+        done <<< "${rows}"
+    }
+
     # ---- 2. Google Benchmark programs ------------------------------------------
     run round_trip "${bin}/round_trip_bench"
     run buffer_api "${bin}/buffer_api_bench"
     run threads "${bin}/threads_bench"
     run stranded_budget "${bin}/stranded_budget_bench"
-    run variable_io "${bin}/variable_io_bench"
-    # Mixed sizes: one process per row.
-    while read -r row; do
-        [[ -n "${row}" ]] || continue
-        safe="$(echo "${row}" | tr '/:' '__')"
-        run "mixed_${safe}" "${bin}/mixed_sizes_bench" --benchmark_filter="^${row}\$"
-    done < <("${bin}/mixed_sizes_bench" --benchmark_list_tests)
+    # Mixed sizes and variable-size I/O: one process per row
+    # (bench_mixed_mixed_sizes_<resource>_64.json, ...,
+    # bench_variable_io_<resource>_window_<K>_real_time.json, ...).
+    run_each_row mixed_ "${bin}/mixed_sizes_bench"
+    run_each_row "" "${bin}/variable_io_bench"
     # The mallocs that replace glibc's: their malloc rows only.
     for m in tcmalloc jemalloc mimalloc; do
         [[ -x "${bin}/round_trip_bench_${m}" ]] || { echo "skipping ${m}: not built" >&2; continue; }
         run "round_trip_${m}" "${bin}/round_trip_bench_${m}" --benchmark_filter="/${m}/"
         run "threads_${m}" "${bin}/threads_bench_${m}" --benchmark_filter="/${m}/"
-        run "mixed_mixed_sizes_${m}" "${bin}/mixed_sizes_bench_${m}" --benchmark_filter="/${m}/"
-        run "variable_io_${m}" "${bin}/variable_io_bench_${m}" --benchmark_filter="/${m}/"
+        run_each_row mixed_ "${bin}/mixed_sizes_bench_${m}" "/${m}/"
+        run_each_row "" "${bin}/variable_io_bench_${m}" "/${m}/"
     done
 
     # ---- 3. the file-read demo (workload 7) ------------------------------------

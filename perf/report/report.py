@@ -5,7 +5,8 @@
         --markdown docs/benchmarks.md --svg docs/benchmarks.svg
 
 Reads build/perf/results/bench_*.json (written by perf/run_benchmarks.sh),
-machine.txt, file_read_demo.txt and footprint_model.md; writes the Markdown tables into the
+machine.txt, file_read_demo.txt and footprint_model.md (a section whose rows or
+files are missing is left out); writes the Markdown tables into the
 Markdown file between the marker comments below (the rest of the file is left
 as it is) and a bar chart as SVG. Every figure is the median of the
 repetitions. Standard library only (no matplotlib): the SVG is written by hand.
@@ -417,6 +418,181 @@ def file_read_section(results_dir, targets):
                       table(["target", "median ms", "min ms", "x floor"], rows), ""])
 
 
+# ---- variable-size I/O (perf/bench/variable_io_bench.cpp) --------------------
+
+# (family of the read rows, family of the no-touch rows, label, short label)
+VARIABLE_IO_SETS = [("variable_io", "variable_io_no_touch", "GPT-2 124M tensors", "GPT-2"),
+                    ("variable_io_mixed", "variable_io_mixed_no_touch", "mixed record stream", "mixed")]
+# The window every set has; the table puts it first, then the others ascending.
+VARIABLE_IO_DEFAULT_WINDOW = 4
+VARIABLE_IO_ROW = re.compile(r"^(variable_io[a-z_]*)/([^/]+)/window:(\d+)(?:/real_time)?$")
+
+
+def variable_io_rows(res):
+    """(family, resource, K) -> the row's name, for every variable_io row."""
+    out = {}
+    for name in res.rows:
+        m = VARIABLE_IO_ROW.match(name)
+        if m:
+            out[(m.group(1), m.group(2), int(m.group(3)))] = name
+    return out
+
+
+def variable_io_windows(index, family):
+    ks = {k for (f, _, k) in index if f == family}
+    return sorted(ks, key=lambda k: (k != VARIABLE_IO_DEFAULT_WINDOW, k))
+
+
+def variable_io_resources(index, family):
+    found = {r for (f, r, _) in index if f == family}
+    return sorted(found, key=lambda k: (ORDER.get(k, 99), k))
+
+
+def variable_io_best_peer(res, index, family, k):
+    """The best peer's wall-clock time per pass at window k (None if no peer)."""
+    times = [res.get(n, "real") for (f, r, kk), n in index.items()
+             if f == family and kk == k and r not in PEERS_EXCLUDED]
+    times = [t for t in times if t is not None]
+    return min(times) if times else None
+
+
+def fmt_count(v):
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return "%.2f" % v if v < 10 else "%.0f" % v
+
+
+def fmt_mib(v):
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    return "%.1f" % (v / (1 << 20))
+
+
+def variable_io_section(res, targets):
+    index = variable_io_rows(res)
+    if not index:
+        return ""
+    out = ["### Variable-size I/O: records read from a file into buffers of their size", ""]
+    summary = []
+    for family, _, label, short in VARIABLE_IO_SETS:
+        ks = variable_io_windows(index, family)
+        if not ks:
+            continue
+        best = {k: variable_io_best_peer(res, index, family, k) for k in ks}
+        per_k = ", " + " / ".join("K=%d" % k for k in ks) if len(ks) > 1 else ""
+
+        def cell(r, key, f):
+            """One figure per window, in the order of ks; '-' if no window has it."""
+            vals = [res.get(index.get((family, r, k)), key) if (family, r, k) in index else None
+                    for k in ks]
+            if all(v is None for v in vals):
+                return "-"
+            return " / ".join(f(v) for v in vals)
+
+        rows = []
+        for r in variable_io_resources(index, family):
+            cells = [DISPLAY.get(r, r)]
+            for k in ks:
+                name = index.get((family, r, k))
+                t = res.get(name, "real") if name else None
+                c = fmt_ns(t)
+                if t is not None and best[k]:
+                    c += " (%.2fx)" % (t / best[k])
+                cells.append(c)
+            cells.append(cell(r, "faults_per_pass", fmt_count))
+            cells.append(cell(r, "upstream_per_pass", fmt_mib))
+            cells.append(cell(r, "upstream_held", fmt_mib))
+            cells.append(cell(r, "rss_peak", fmt_mib))
+            cells.append(cell(r, "cold_pass_ms", lambda v: fmt_ns(None if v is None else v * 1e6)))
+            fitted = []
+            for k in ks:
+                name = index.get((family, r, k))
+                f_pass = res.get(name, "fitted_per_pass") if name else None
+                f_cold = res.get(name, "fitted_cold_pass") if name else None
+                if f_pass is None:
+                    fitted.append("-")
+                else:
+                    fitted.append("%.1f" % f_pass + ("" if f_cold is None else " (%.0f)" % f_cold))
+            cells.append("-" if all(x == "-" for x in fitted) else " / ".join(fitted))
+            rows.append(cells)
+            if r == "zeropool":
+                for k in ks:
+                    name = index.get((family, r, k))
+                    t = res.get(name, "real") if name else None
+                    if t is not None and best[k]:
+                        summary.append(("%s K=%d" % (short, k), t / best[k]))
+        # Bytes read per pass and most bytes live at once, from any row that
+        # reports them (the same in every row of a window: properties of the set).
+        # The bytes per pass are bytes_per_second times the time per pass
+        # (exact with an odd number of repetitions; the median over the rows).
+        live, reads = [], []
+        for k in ks:
+            names = [index[(f, r, kk)] for (f, r, kk) in index if f == family and kk == k]
+            lp = next((res.get(n, "live_peak") for n in names if res.get(n, "live_peak") is not None), None)
+            if lp is not None:
+                live.append("%s MiB at K=%d" % (fmt_mib(lp), k))
+            for n in names:
+                bps, real = res.get(n, "bytes_per_second"), res.get(n, "real")
+                if bps and real:
+                    reads.append(bps * real * 1e-9)
+        read = median(reads)
+        header = (["resource"] + ["pass, K=%d" % k for k in ks] +
+                  ["faults / pass" + per_k, "upstream MiB / pass" + per_k, "upstream held MiB" + per_k,
+                   "peak RSS MiB" + per_k, "cold pass" + per_k, "fitted / pass (cold pass)" + per_k])
+        out += ["%s%s%s." % (label[0].upper() + label[1:],
+                             "" if read is None else ", %.0f MiB read per pass" % (read / (1 << 20)),
+                             "" if not live else "; most bytes live at once: " + ", ".join(live)), "",
+                table(header, rows), ""]
+    if len(out) > 2:
+        out += ["Each row ran in a process of its own. One pass takes a buffer of each record's size "
+                "from the resource, in order, and reads the record into it from a file already in "
+                "the page cache (pread(2)); K buffers are live at once, the oldest released before "
+                "the next is taken (see perf/bench/variable_io_bench.cpp). Pass: wall-clock time per "
+                "pass, median of repetitions, and in brackets the ratio to the best peer's at the same "
+                "K (peers: every row but zeropool's own). The other columns give one figure per K, in "
+                "the order of the pass columns: minor page faults per pass; MiB asked of the upstream "
+                "resource per pass and held from it after the timed passes, K buffers still live "
+                "(zeropool and the std pool only: malloc and TBB are their own upstream); peak RSS: "
+                "VmHWM over the RSS before the row's resource was built, the untimed first pass "
+                "included; cold pass: that first pass, on the fresh resource; fitted (zeropool rows): "
+                "requests served by a block of a larger class per timed pass, and in the cold pass "
+                "in brackets.", ""]
+    # The allocator's cost alone: the same requests, no read and no write
+    # (shown even when the run has no read rows).
+    nt_cols = [(nt, short, k) for _, nt, _, short in VARIABLE_IO_SETS for k in variable_io_windows(index, nt)]
+    if nt_cols:
+        nt_best = {(nt, k): variable_io_best_peer(res, index, nt, k) for nt, _, k in nt_cols}
+        nt_resources = sorted({r for (f, r, _) in index if any(f == nt for nt, _, _ in nt_cols)},
+                              key=lambda k: (ORDER.get(k, 99), k))
+        nt_rows = []
+        for r in nt_resources:
+            cells = [DISPLAY.get(r, r)]
+            for nt, _, k in nt_cols:
+                name = index.get((nt, r, k))
+                t = res.get(name, "real") if name else None
+                c = fmt_ns(t)
+                if t is not None and nt_best[(nt, k)]:
+                    c += " (%.2fx)" % (t / nt_best[(nt, k)])
+                cells.append(c)
+            nt_rows.append(cells)
+        out += ["No touch: the same requests, releases and window, with no read and no write "
+                "(the allocator's cost alone).", "",
+                table(["resource"] + ["%s, K=%d" % (short, k) for _, short, k in nt_cols], nt_rows), "",
+                "Wall-clock time per pass, median of repetitions; in brackets, the ratio to the "
+                "best peer's in the same column.", ""]
+    if len(out) == 2:
+        return ""
+    if summary:
+        targets.append(("Variable-size I/O: zeropool's time per pass / the best peer's",
+                        ", ".join("%s %s" % (what, fmt_ratio(x)) for what, x in summary),
+                        all(x <= 1.0 for _, x in summary)))
+    return "\n".join(out)
+
+
 def footprint_model_section(results_dir):
     """The table perf/footprint_model printed (Markdown already), if any."""
     path = os.path.join(results_dir, "footprint_model.md")
@@ -564,7 +740,8 @@ def main():
                 producer_consumer_section(res, targets),
                 mixed_section(res, targets),
                 footprint_model_section(args.results),
-                file_read_section(args.results, targets)]
+                file_read_section(args.results, targets),
+                variable_io_section(res, targets)]
     # The headline ratios, in workload order (the bool each section adds is
     # not shown: goals live in the issues, not in the reference tables).
     summary = ["### Summary", "",
