@@ -9,7 +9,8 @@
 // call), including the ideal free list, so the comparison is like for like;
 // Boost's pool through boost::container::pmr::memory_resource&, its own base.
 // Peers: glibc malloc (new_delete), the std pools with default options and
-// with largest_required_pool_block raised (_large), Boost's pool (1.81 caps
+// with largest_required_pool_block raised (_large; libstdc++ 12 clamps it to
+// 4 MiB, so its larger rows reach upstream every time), Boost's pool (1.81 caps
 // its pooled blocks at 4 KiB whatever is asked), TBB's scalable allocator
 // when built with it, and the ideal free list. The malloc row is named after
 // the malloc the program runs on: the tcmalloc, jemalloc and mimalloc

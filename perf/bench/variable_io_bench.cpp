@@ -34,7 +34,8 @@
 //   resources: zeropool (default config: fit on, get/put); zeropool_exact
 //       (pool_config::exact_classes_only: each request served by its own
 //       class only); std_sync_pool_large (std::pmr::synchronized_pool_resource
-//       with largest_required_pool_block 256 MiB); the malloc row, glibc
+//       with largest_required_pool_block 256 MiB, which libstdc++ 12
+//       clamps to 4 MiB: larger records go to its upstream every time); the malloc row, glibc
 //       malloc through new_delete_resource() ("new_delete"; the tcmalloc,
 //       jemalloc and mimalloc variants of this program name it after their
 //       malloc); TBB's scalable allocator when built with it.
