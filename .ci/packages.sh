@@ -13,7 +13,8 @@
 #   tests       every configuration of test/run_tests.sh: Boost.Test and
 #               Boost.Container 1.81, b2, Google Benchmark (the benchmarks are
 #               built in three configurations), clang with its sanitizer and
-#               libFuzzer runtimes, pkg-config, Doxygen, valgrind
+#               libFuzzer runtimes, pkg-config, Doxygen, valgrind, liburing
+#               (the io_uring registry, zeropool::uring)
 #   benchmarks  perf/run_benchmarks.sh and perf/cold_run.sh: Google Benchmark,
 #               Boost.Container 1.81 and the peers (tcmalloc, jemalloc,
 #               mimalloc, TBB), python3 for the report
@@ -34,7 +35,7 @@ zeropool_packages() {
                 libboost1.81-dev libboost-test1.81-dev libboost-container1.81-dev \
                 libboost1.81-tools-dev libbenchmark-dev \
                 clang libclang-rt-14-dev \
-                pkg-config doxygen valgrind
+                pkg-config doxygen valgrind liburing-dev
             ;;
         benchmarks)
             printf '%s\n' "${library[@]}" \

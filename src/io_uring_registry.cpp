@@ -1,0 +1,214 @@
+// zeropool: io_uring_registry (include/zeropool/io_uring_registry.hpp).
+//
+// The registry talks to the kernel with io_uring_register(2) directly, on its
+// own duplicate of each ring's descriptor: a sparse table
+// (IORING_REGISTER_BUFFERS2 with IORING_RSRC_REGISTER_SPARSE, Linux 5.19) and
+// one-slot updates (IORING_REGISTER_BUFFERS_UPDATE; an empty iovec clears a
+// slot). The duplicate keeps the ring's file alive while the registry uses it,
+// so a ring closed without detach() cannot be mistaken for whatever file
+// takes its descriptor number next.
+//
+// Invariants, under mutex_: a block in blocks_ holds a slot that is not in
+// free_slots_, and is registered at that slot in every ring of rings_
+// attached by this process; a slot in free_slots_ is empty in every such
+// ring. A request in flight keeps the pages it uses pinned even when its slot
+// is cleared (the kernel holds a reference to the buffer until the request
+// completes), but a block is only cleared when it leaves the pool, when no
+// I/O may use it.
+#include <zeropool/io_uring_registry.hpp>
+
+#include <liburing.h>
+#include <linux/io_uring.h>
+
+#include <cassert>
+#include <cerrno>
+#include <fcntl.h>
+#include <mutex>
+#include <stdexcept>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+namespace zeropool {
+
+namespace {
+
+int ring_register(int fd, unsigned opcode, const void* arg, unsigned nr) noexcept {
+    const long r = ::syscall(__NR_io_uring_register, fd, opcode, arg, nr);
+    return r < 0 ? -errno : static_cast<int>(r);
+}
+
+// Registers an empty table of `slots` buffers in the ring behind `fd`.
+int register_sparse_table(int fd, unsigned slots) noexcept {
+    io_uring_rsrc_register reg{};
+    reg.nr = slots;
+    reg.flags = IORING_RSRC_REGISTER_SPARSE;
+    return ring_register(fd, IORING_REGISTER_BUFFERS2, &reg, sizeof(reg));
+}
+
+// Puts [p, p + bytes) into slot `index` of the ring behind `fd`; p == nullptr
+// and bytes == 0 clear the slot. Returns 0 or -errno.
+int update_slot(int fd, int index, void* p, std::size_t bytes) noexcept {
+    iovec iov{p, bytes};
+    io_uring_rsrc_update2 up{};
+    up.offset = static_cast<__u32>(index);
+    up.data = reinterpret_cast<__u64>(&iov);
+    up.nr = 1;
+    const int r = ring_register(fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up));
+    return r == 1 ? 0 : (r < 0 ? r : -EIO);
+}
+
+unsigned clamp_table(unsigned n) noexcept {
+    if (n == 0) return 1;
+    return n > io_uring_registry::max_table_size ? io_uring_registry::max_table_size : n;
+}
+
+} // namespace
+
+io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsigned table_size)
+    : upstream_(upstream), table_size_(clamp_table(table_size)) {
+    if (upstream == nullptr) throw std::invalid_argument("zeropool::io_uring_registry: null upstream resource");
+    free_slots_.reserve(table_size_);
+    for (unsigned i = table_size_; i > 0; --i) free_slots_.push_back(static_cast<int>(i - 1)); // 0 on top
+    rings_.reserve(4);
+}
+
+io_uring_registry::~io_uring_registry() {
+    assert(blocks_.empty() && "zeropool::io_uring_registry destroyed while blocks from it are in use");
+    const int self = static_cast<int>(::getpid());
+    for (const ring_entry& r : rings_) {
+        if (r.pid == self) ring_register(r.fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+        ::close(r.fd);
+    }
+}
+
+int io_uring_registry::attach(::io_uring& ring) noexcept {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    for (const ring_entry& r : rings_)
+        if (r.user_fd == ring.ring_fd) return -EBUSY;
+    const int fd = ::fcntl(ring.ring_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (const int r = register_sparse_table(fd, table_size_); r < 0) {
+        ::close(fd);
+        return r;
+    }
+    try {
+        rings_.push_back(ring_entry{ring.ring_fd, fd, static_cast<int>(::getpid())});
+    } catch (...) { // std::bad_alloc
+        ring_register(fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+        ::close(fd);
+        return -ENOMEM;
+    }
+    // The blocks registered so far: a block this ring refuses leaves every ring.
+    for (auto it = blocks_.begin(); it != blocks_.end();) {
+        if (update_slot(fd, it->second.index, reinterpret_cast<void*>(it->first), it->second.bytes) == 0) {
+            ++it;
+            continue;
+        }
+        unregister_everywhere(it->second.index);
+        free_slots_.push_back(it->second.index);
+        stats_.registered_bytes -= it->second.bytes;
+        ++stats_.unregistrations;
+        ++stats_.refusals;
+        it = blocks_.erase(it);
+    }
+    return 0;
+}
+
+void io_uring_registry::detach(::io_uring& ring) noexcept {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    for (auto it = rings_.begin(); it != rings_.end(); ++it) {
+        if (it->user_fd != ring.ring_fd) continue;
+        if (it->pid == static_cast<int>(::getpid())) ring_register(it->fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+        ::close(it->fd);
+        rings_.erase(it);
+        return;
+    }
+}
+
+fixed_buffer io_uring_registry::find(const void* p, std::size_t bytes) const noexcept {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    auto it = blocks_.upper_bound(a); // the first block starting after p
+    if (it == blocks_.begin()) return fixed_buffer{};
+    --it;
+    const std::uintptr_t start = it->first;
+    if (a - start > it->second.bytes || bytes > it->second.bytes - (a - start)) return fixed_buffer{};
+    return fixed_buffer{it->second.index};
+}
+
+io_uring_registry_stats io_uring_registry::stats() const noexcept {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    io_uring_registry_stats s = stats_;
+    s.registered_blocks = blocks_.size();
+    s.attached_rings = rings_.size();
+    return s;
+}
+
+bool io_uring_registry::register_everywhere(void* p, std::size_t bytes, int index) noexcept {
+    const int self = static_cast<int>(::getpid());
+    for (std::size_t i = 0; i < rings_.size(); ++i) {
+        if (rings_[i].pid != self) continue;
+        if (update_slot(rings_[i].fd, index, p, bytes) == 0) continue;
+        for (std::size_t j = 0; j < i; ++j) // undo: the block is in no ring
+            if (rings_[j].pid == self) update_slot(rings_[j].fd, index, nullptr, 0);
+        return false;
+    }
+    return true;
+}
+
+void io_uring_registry::unregister_everywhere(int index) noexcept {
+    const int self = static_cast<int>(::getpid());
+    for (const ring_entry& r : rings_)
+        if (r.pid == self) update_slot(r.fd, index, nullptr, 0);
+}
+
+void* io_uring_registry::do_allocate(std::size_t bytes, std::size_t alignment) {
+    void* p = upstream_->allocate(bytes, alignment); // may throw: nothing changed
+    if (bytes == 0 || bytes > max_buffer_bytes) {
+        std::unique_lock<std::shared_mutex> lock(mutex_);
+        ++stats_.refusals;
+        return p;
+    }
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    if (free_slots_.empty()) {
+        ++stats_.refusals;
+        return p;
+    }
+    const int index = free_slots_.back();
+    try {
+        blocks_.emplace(reinterpret_cast<std::uintptr_t>(p), block{bytes, index});
+    } catch (...) { // std::bad_alloc: the block stays plain
+        ++stats_.refusals;
+        return p;
+    }
+    if (!register_everywhere(p, bytes, index)) {
+        blocks_.erase(reinterpret_cast<std::uintptr_t>(p));
+        ++stats_.refusals;
+        return p;
+    }
+    free_slots_.pop_back();
+    stats_.registered_bytes += bytes;
+    ++stats_.registrations;
+    return p;
+}
+
+void io_uring_registry::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
+    {
+        std::unique_lock<std::shared_mutex> lock(mutex_);
+        auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(p));
+        if (it != blocks_.end()) {
+            assert(it->second.bytes == bytes && "zeropool::io_uring_registry: deallocate with another size");
+            unregister_everywhere(it->second.index);
+            free_slots_.push_back(it->second.index); // capacity reserved: no allocation
+            stats_.registered_bytes -= it->second.bytes;
+            ++stats_.unregistrations;
+            blocks_.erase(it);
+        }
+    }
+    upstream_->deallocate(p, bytes, alignment);
+}
+
+bool io_uring_registry::do_is_equal(const std::pmr::memory_resource& other) const noexcept { return this == &other; }
+
+} // namespace zeropool

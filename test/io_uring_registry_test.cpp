@@ -1,0 +1,353 @@
+// io_uring_registry: blocks of a pool registered as fixed buffers in every
+// attached ring, read into with READ_FIXED from an O_DIRECT file, and
+// unregistered when they leave the pool; refusals leave plain blocks that
+// still work; threads with their own rings; fork.
+//
+// The file lives in the system's temporary directory for files that outlive
+// a reboot (/var/tmp): O_DIRECT needs a file system that supports it, which
+// tmpfs does not. On a kernel without io_uring (or with it disabled), every
+// case is skipped and says why.
+#define BOOST_TEST_MODULE io_uring_registry
+#include <boost/test/unit_test.hpp>
+
+#include <zeropool/io_uring_registry.hpp>
+#include <zeropool/sharded_buffer_resource.hpp>
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <memory_resource>
+#include <string>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace zp = zeropool;
+
+namespace {
+
+constexpr std::size_t page = 4096;
+constexpr std::size_t mib = std::size_t{1} << 20;
+constexpr std::size_t file_bytes = 8 * mib;
+
+unsigned char file_byte(std::size_t offset) { return static_cast<unsigned char>((offset * 131u + 7u) >> 3); }
+
+// Whether this kernel lets the process set up a ring.
+bool io_uring_works() {
+    io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0) return false;
+    io_uring_queue_exit(&ring);
+    return true;
+}
+
+boost::test_tools::assertion_result uring_available(boost::unit_test::test_unit_id) {
+    boost::test_tools::assertion_result r(io_uring_works());
+    r.message() << "io_uring_queue_init failed: io_uring is not available here";
+    return r;
+}
+
+// A file of known bytes, opened for O_DIRECT reads; removed at the end.
+class direct_file {
+public:
+    direct_file() {
+        const char* dir = std::getenv("ZEROPOOL_DIRECT_DIR");
+        path_ = std::string(dir != nullptr ? dir : "/var/tmp") + "/zeropool_uring_test_" + std::to_string(::getpid());
+        std::vector<unsigned char> bytes(file_bytes);
+        for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = file_byte(i);
+        const int w = ::open(path_.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+        BOOST_TEST_REQUIRE(w >= 0);
+        BOOST_TEST_REQUIRE(::write(w, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+        ::fsync(w);
+        ::close(w);
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECT);
+        BOOST_TEST_REQUIRE(fd_ >= 0, "O_DIRECT open of " << path_ << ": " << std::strerror(errno));
+    }
+    ~direct_file() {
+        ::close(fd_);
+        ::unlink(path_.c_str());
+    }
+    int fd() const noexcept { return fd_; }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+struct ring_guard {
+    io_uring ring;
+    ring_guard() { BOOST_TEST_REQUIRE(io_uring_queue_init(32, &ring, 0) == 0); }
+    ~ring_guard() { io_uring_queue_exit(&ring); }
+};
+
+// One read of `bytes` at `offset` into p: READ_FIXED with `index` when it is
+// >= 0, else a plain READ. Returns the completion's result.
+int read_once(io_uring& ring, int fd, void* p, std::size_t bytes, std::size_t offset, int index) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    if (index >= 0)
+        io_uring_prep_read_fixed(sqe, fd, p, static_cast<unsigned>(bytes), static_cast<__u64>(offset), index);
+    else
+        io_uring_prep_read(sqe, fd, p, static_cast<unsigned>(bytes), static_cast<__u64>(offset));
+    if (io_uring_submit(&ring) != 1) return -EIO;
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring, &cqe) != 0) return -EIO;
+    const int res = cqe->res;
+    io_uring_cqe_seen(&ring, cqe);
+    return res;
+}
+
+bool holds_file_bytes(const void* p, std::size_t bytes, std::size_t offset) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < bytes; i += 509)
+        if (b[i] != file_byte(offset + i)) return false;
+    return b[bytes - 1] == file_byte(offset + bytes - 1);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(io_uring_registry_suite, *boost::unit_test::precondition(uring_available))
+
+BOOST_AUTO_TEST_CASE(pooled_blocks_are_read_into_with_read_fixed, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    ring_guard r;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 64);
+    BOOST_TEST(registry.attach(r.ring) == 0);
+    BOOST_TEST(registry.attach(r.ring) == -EBUSY);
+    {
+        zp::sharded_buffer_resource pool(&registry);
+        const std::size_t sizes[] = {page, 64 * 1024, mib};
+        std::vector<int> seen;
+        for (std::size_t n : sizes) {
+            void* p = pool.allocate(n, page);
+            const zp::fixed_buffer f = registry.find(p, n);
+            BOOST_TEST_REQUIRE(static_cast<bool>(f));
+            for (int s : seen) BOOST_TEST(s != f.index);
+            seen.push_back(f.index);
+            // Inside the block: the same index; past its end or outside: none.
+            BOOST_TEST(registry.find(static_cast<char*>(p) + page / 2, page / 2).index == f.index);
+            BOOST_TEST(!registry.find(static_cast<char*>(p) + 1, n + 64 * 1024));
+            BOOST_TEST(read_once(r.ring, file.fd(), p, n, 2 * mib, f.index) == static_cast<int>(n));
+            BOOST_TEST(holds_file_bytes(p, n, 2 * mib));
+            pool.deallocate(p, n, page);
+        }
+        int on_stack = 0;
+        BOOST_TEST(!registry.find(&on_stack, sizeof on_stack));
+        // A block taken again from the pool is still registered: no call to
+        // the kernel per I/O.
+        const std::uint64_t registrations = registry.stats().registrations;
+        void* p = pool.allocate(mib, page);
+        BOOST_TEST(static_cast<bool>(registry.find(p, mib)));
+        BOOST_TEST(read_once(r.ring, file.fd(), p, mib, 0, registry.find(p, mib).index) == static_cast<int>(mib));
+        BOOST_TEST(holds_file_bytes(p, mib, 0));
+        BOOST_TEST(registry.stats().registrations == registrations);
+        pool.deallocate(p, mib, page);
+    }
+    registry.detach(r.ring);
+    BOOST_TEST(registry.stats().attached_rings == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(every_registered_block_is_unregistered_before_it_leaves, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    ring_guard r;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 64);
+    BOOST_TEST(registry.attach(r.ring) == 0);
+    int index = -1;
+    {
+        zp::sharded_buffer_resource pool(&registry);
+        void* kept = pool.allocate(mib, page);
+        void* trimmed = pool.allocate(mib / 2, page);
+        index = registry.find(trimmed, mib / 2).index;
+        BOOST_TEST(index >= 0);
+        pool.deallocate(trimmed, mib / 2, page);
+        pool.trim(); // the idle block goes upstream: unregistered
+        BOOST_TEST(registry.stats().registered_blocks == 1u);
+        BOOST_TEST(registry.stats().unregistrations == 1u);
+        // The kernel agrees: its slot is empty.
+        std::vector<unsigned char> plain(mib + page);
+        void* aligned = reinterpret_cast<void*>((reinterpret_cast<std::uintptr_t>(plain.data()) + page - 1) & ~(page - 1));
+        BOOST_TEST(read_once(r.ring, file.fd(), aligned, page, 0, index) == -EFAULT);
+        pool.deallocate(kept, mib, page); // cached; destroying the pool returns it
+    }
+    const zp::io_uring_registry_stats s = registry.stats();
+    BOOST_TEST(s.registered_blocks == 0u);
+    BOOST_TEST(s.registered_bytes == 0u);
+    BOOST_TEST(s.registrations == s.unregistrations);
+    BOOST_TEST(s.registrations == 2u);
+    registry.detach(r.ring);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_table_leaves_blocks_plain_and_they_still_work, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    ring_guard r;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 2);
+    BOOST_TEST(registry.attach(r.ring) == 0);
+    {
+        zp::sharded_buffer_resource pool(&registry);
+        void* a = pool.allocate(page, page);
+        void* b = pool.allocate(2 * page, page);
+        void* c = pool.allocate(4 * page, page); // the table has 2 slots
+        BOOST_TEST(static_cast<bool>(registry.find(a, page)));
+        BOOST_TEST(static_cast<bool>(registry.find(b, 2 * page)));
+        BOOST_TEST(!registry.find(c, 4 * page));
+        BOOST_TEST(registry.stats().refusals == 1u);
+        BOOST_TEST(read_once(r.ring, file.fd(), c, 4 * page, page, -1) == static_cast<int>(4 * page));
+        BOOST_TEST(holds_file_bytes(c, 4 * page, page));
+        pool.deallocate(a, page, page);
+        pool.deallocate(b, 2 * page, page);
+        pool.deallocate(c, 4 * page, page);
+    }
+    BOOST_TEST(registry.stats().registered_blocks == 0u);
+    registry.detach(r.ring);
+}
+
+BOOST_AUTO_TEST_CASE(a_ring_attached_later_gets_the_blocks_registered_so_far, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 16);
+    zp::sharded_buffer_resource pool(&registry);
+    void* p = pool.allocate(mib, page);
+    const zp::fixed_buffer f = registry.find(p, mib);
+    BOOST_TEST_REQUIRE(static_cast<bool>(f));
+    ring_guard r;
+    BOOST_TEST(registry.attach(r.ring) == 0);
+    BOOST_TEST(read_once(r.ring, file.fd(), p, mib, 3 * mib, f.index) == static_cast<int>(mib));
+    BOOST_TEST(holds_file_bytes(p, mib, 3 * mib));
+    pool.deallocate(p, mib, page);
+    pool.trim();
+    registry.detach(r.ring);
+}
+
+// Each thread has its own ring, attached to the one registry: a block has
+// the same index in every ring. A thread that exits detaches its ring; the
+// blocks its cache held stay registered in the others.
+BOOST_AUTO_TEST_CASE(threads_with_their_own_rings_share_the_table, *boost::unit_test::timeout(120)) {
+    direct_file file;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 256);
+    zp::sharded_buffer_resource pool(&registry);
+    ring_guard main_ring;
+    BOOST_TEST(registry.attach(main_ring.ring) == 0);
+    constexpr int threads = 2;
+    constexpr int rounds = 50;
+    std::vector<int> failures(threads, 0);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+            io_uring ring;
+            if (io_uring_queue_init(8, &ring, 0) != 0 || registry.attach(ring) != 0) {
+                ++failures[static_cast<std::size_t>(t)];
+                return;
+            }
+            for (int i = 0; i < rounds; ++i) {
+                const std::size_t n = static_cast<std::size_t>(i % 3 + 1) * 64 * 1024;
+                const std::size_t offset = static_cast<std::size_t>((i * 7 + t) % 64) * 64 * 1024;
+                void* p = pool.allocate(n, page);
+                const zp::fixed_buffer f = registry.find(p, n);
+                if (!f || read_once(ring, file.fd(), p, n, offset, f.index) != static_cast<int>(n) ||
+                    !holds_file_bytes(p, n, offset))
+                    ++failures[static_cast<std::size_t>(t)];
+                pool.deallocate(p, n, page);
+            }
+            registry.detach(ring);
+            io_uring_queue_exit(&ring);
+        });
+    }
+    for (std::thread& w : workers) w.join();
+    for (int t = 0; t < threads; ++t) BOOST_TEST(failures[static_cast<std::size_t>(t)] == 0);
+    BOOST_TEST(registry.stats().attached_rings == 1u);
+    // The exited threads' blocks came back to the pool, registered: the main
+    // thread's ring reads into them with the same indices.
+    for (std::size_t n : {std::size_t{64} * 1024, std::size_t{128} * 1024, std::size_t{192} * 1024}) {
+        void* p = pool.allocate(n, page);
+        const zp::fixed_buffer f = registry.find(p, n);
+        BOOST_TEST(static_cast<bool>(f));
+        BOOST_TEST(read_once(main_ring.ring, file.fd(), p, n, 0, f.index) == static_cast<int>(n));
+        BOOST_TEST(holds_file_bytes(p, n, 0));
+        pool.deallocate(p, n, page);
+    }
+    pool.trim();
+    BOOST_TEST(registry.stats().registered_blocks == 0u);
+    registry.detach(main_ring.ring);
+}
+
+// A fork() child shares the parent's ring (the same kernel object): what the
+// child does with the pool must not change the parent's table.
+BOOST_AUTO_TEST_CASE(a_fork_child_leaves_the_parents_table_alone, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    ring_guard r;
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 16);
+    zp::sharded_buffer_resource pool(&registry);
+    BOOST_TEST(registry.attach(r.ring) == 0);
+    void* p = pool.allocate(mib, page);
+    const zp::fixed_buffer f = registry.find(p, mib);
+    BOOST_TEST_REQUIRE(static_cast<bool>(f));
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    if (child == 0) {
+        // Give the parent's block back and return it upstream, take new ones.
+        pool.deallocate(p, mib, page);
+        pool.trim();
+        void* q = pool.allocate(2 * mib, page);
+        pool.deallocate(q, 2 * mib, page);
+        pool.trim();
+        std::_Exit(registry.stats().registered_blocks == 0 ? 0 : 1);
+    }
+    int status = 0;
+    BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+    // The parent's slot still holds its block.
+    BOOST_TEST(read_once(r.ring, file.fd(), p, mib, mib, f.index) == static_cast<int>(mib));
+    BOOST_TEST(holds_file_bytes(p, mib, mib));
+    pool.deallocate(p, mib, page);
+    pool.trim();
+    registry.detach(r.ring);
+}
+
+// Without CAP_IPC_LOCK, a ring counts the pages it pins against
+// RLIMIT_MEMLOCK: a block over the limit is refused and stays a plain buffer.
+// Run in a child that drops the capability and lowers the limit.
+BOOST_AUTO_TEST_CASE(a_block_over_the_memlock_limit_stays_plain, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    const pid_t child = ::fork();
+    BOOST_TEST_REQUIRE(child >= 0);
+    if (child == 0) {
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        if (::syscall(SYS_capget, &header, data) != 0) std::_Exit(10);
+        data[0].effective &= ~(1u << CAP_IPC_LOCK);
+        data[0].permitted &= ~(1u << CAP_IPC_LOCK);
+        if (::syscall(SYS_capset, &header, data) != 0) std::_Exit(11);
+        const rlimit small{64 * 1024, 64 * 1024};
+        if (::setrlimit(RLIMIT_MEMLOCK, &small) != 0) std::_Exit(12);
+        io_uring ring;
+        if (io_uring_queue_init(4, &ring, 0) != 0) std::_Exit(13);
+        int code = 0;
+        {
+            zp::io_uring_registry registry(std::pmr::new_delete_resource(), 8);
+            zp::sharded_buffer_resource pool(&registry);
+            if (registry.attach(ring) != 0) std::_Exit(14);
+            void* p = pool.allocate(mib, page);
+            if (registry.find(p, mib)) code = 20; // should have been refused
+            if (registry.stats().refusals != 1) code = 21;
+            if (read_once(ring, file.fd(), p, mib, 0, -1) != static_cast<int>(mib) || !holds_file_bytes(p, mib, 0))
+                code = 22;
+            pool.deallocate(p, mib, page);
+            registry.detach(ring);
+        }
+        io_uring_queue_exit(&ring);
+        std::_Exit(code);
+    }
+    int status = 0;
+    BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0, "child exit code " << WEXITSTATUS(status));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
