@@ -12,7 +12,8 @@
 // memory, and the kernel skips pinning and unpinning its pages for every
 // READ_FIXED / WRITE_FIXED.
 //
-//   zeropool::io_uring_registry registry(zeropool::page_resource_instance());
+//   zeropool::page_resource pages;
+//   zeropool::io_uring_registry registry(&pages);
 //   zeropool::sharded_buffer_resource pool(config, &registry);
 //   registry.attach(ring);                  // each thread's ring, once
 //   void* p = pool.allocate(n, 4096);        // O_DIRECT: page-aligned
