@@ -32,11 +32,18 @@
 // measure memory copies, not the disk).
 //
 // What the disk limits: every row waits for a device. At Q = 1 the rows
-// measure its latency per read (plus the path to it); at Q = 32 with 1 MiB
-// its bandwidth, which all three modes reach, so items_per_second says
-// little there and cpu_us_per_io says what each mode costs. On a VM's virtio
-// disk the host may cache the image: the numbers are the host's storage
-// stack, not a bare device's, and vary from run to run.
+// measure its latency per read (plus the path to it), the same for all three
+// modes; at Q = 32 with 64 KiB and 1 MiB its bandwidth, which all three
+// approach, so items_per_second says little there and cpu_us_per_io says
+// what each mode costs. On a VM's virtio disk the host may cache the image:
+// the numbers are the host's storage stack, not a bare device's, and vary
+// from run to run (on our 2-core VM, ext4 on virtio: 10k to 20k reads per
+// second of 4 KiB at Q = 1 from one run to the next, 120k to 220k at Q = 32,
+// 1.2 to 2 GB/s at 64 KiB and above). The first rows after the file is
+// written may also share the disk with the host flushing it. At Q = 1
+// cpu_us_per_io is mostly the kernel's work around each sleep and wake-up,
+// alike in all modes; the pread rows at Q = 32 run 32 threads on however
+// few cores there are, and pay their switches.
 //
 // Time is wall-clock time (UseRealTime: the reading thread mostly sleeps).
 // Counters:
