@@ -17,7 +17,8 @@
 #               (the io_uring registry, zeropool::uring)
 #   benchmarks  perf/run_benchmarks.sh and perf/cold_run.sh: Google Benchmark,
 #               Boost.Container 1.81 and the peers (tcmalloc, jemalloc,
-#               mimalloc, TBB), python3 for the report
+#               mimalloc, TBB), liburing (the io_uring benchmark), python3
+#               for the report
 #   deb         build the libzeropool-dev package with CPack and build its
 #               consumers (pkg-config)
 #
@@ -41,7 +42,7 @@ zeropool_packages() {
             printf '%s\n' "${library[@]}" \
                 libbenchmark-dev libboost-container1.81-dev \
                 libgoogle-perftools-dev libjemalloc-dev libmimalloc-dev libtbb-dev \
-                python3
+                liburing-dev pkg-config python3
             ;;
         deb)
             printf '%s\n' "${library[@]}" pkg-config

@@ -109,6 +109,12 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     # bench_variable_io_<resource>_window_<K>_real_time.json, ...).
     run_each_row mixed_ "${bin}/mixed_sizes_bench"
     run_each_row "" "${bin}/variable_io_bench"
+    # io_uring (built when liburing is found): O_DIRECT reads from a file on disk.
+    if [[ -x "${bin}/uring_read_bench" ]]; then
+        run uring_read "${bin}/uring_read_bench"
+    else
+        echo "skipping uring_read_bench: not built (liburing not found)" >&2
+    fi
     # The mallocs that replace glibc's: their malloc rows only.
     for m in tcmalloc jemalloc mimalloc; do
         [[ -x "${bin}/round_trip_bench_${m}" ]] || { echo "skipping ${m}: not built" >&2; continue; }
