@@ -69,10 +69,14 @@ public:
 
     // ---- the slow paths of allocate and deallocate (tier_transfer.cpp) -------
 
-    /// The calling thread's cache of this pool, created on first use;
+    /// The calling thread's cache of this pool: from the thread's table when
+    /// it is there (inline, no call), else found or created by the registry;
     /// nullptr when the thread cannot have one (it is exiting, or memory for
     /// the record is short): its calls then bypass the cache tier.
-    thread_cache* own_cache() noexcept { return find_or_create_cache(*this, tls_capacity_); }
+    thread_cache* own_cache() noexcept {
+        if (thread_cache* c = find_cache_fast(id)) return c;
+        return find_or_create_cache(*this, tls_capacity_);
+    }
 
     /// A block for a request of class `cls` that missed `cache`, the calling
     /// thread's cache (own_cache(); the caller tried its take()), or nullptr:

@@ -30,18 +30,6 @@
 
 namespace zeropool {
 
-namespace {
-
-// The calling thread's cache of the pool: from the thread's table when it is
-// there (no call), else found or created by the registry; nullptr when the
-// thread cannot have one (the call then bypasses the cache tier).
-detail::thread_cache* own_cache(std::uint64_t id, detail::pool_core& core) noexcept {
-    if (detail::thread_cache* c = detail::find_cache_fast(id)) return c;
-    return core.own_cache();
-}
-
-} // namespace
-
 sharded_buffer_resource::sharded_buffer_resource() : sharded_buffer_resource(pool_config{}) {}
 
 sharded_buffer_resource::sharded_buffer_resource(std::pmr::memory_resource* upstream)
@@ -115,7 +103,7 @@ void* sharded_buffer_resource::allocate_classified(std::size_t bytes, std::size_
         const detail::size_class_info c = detail::classify(detail::classified_size(bytes, alignment));
         const std::size_t offset = detail::data_offset(c.size, alignment);
         detail::cached_block block{nullptr, c.index};
-        detail::thread_cache* cache = own_cache(id_, *core_);
+        detail::thread_cache* cache = core_->own_cache();
         if (cache != nullptr) block.ptr = cache->take(c.index);
         if (block.ptr == nullptr) {
             const bool loop = cache != nullptr && cache->fit_cycled(c.index);
@@ -144,7 +132,7 @@ void sharded_buffer_resource::deallocate_classified(void* p, std::size_t bytes,
             take_back_fitted(p, bytes, alignment, c.index);
             return;
         }
-        detail::thread_cache* cache = own_cache(id_, *core_);
+        detail::thread_cache* cache = core_->own_cache();
         if (cache != nullptr) {
             cache->remember(bytes, alignment, c.index, c.upstream, offset);
             if (cache->try_put(block, c.index)) return;
@@ -188,7 +176,7 @@ void sharded_buffer_resource::take_back_fitted(void* p, std::size_t bytes, std::
     const std::uint32_t cls = detail::read_fitted_header(block);
     if (cls == detail::not_fitted || cls <= request_cls || detail::class_size(cls) < offset + bytes)
         detail::bad_deallocate("deallocate of a pointer that this pool did not allocate with that size and alignment");
-    detail::thread_cache* cache = own_cache(id_, *core_);
+    detail::thread_cache* cache = core_->own_cache();
     if (cache != nullptr) cache->note_fit_returned(request_cls);
     core_->deallocate_fitted(cache, block, cls, bytes);
 }

@@ -178,7 +178,6 @@ void fork_child() noexcept {
 } // namespace
 
 thread_cache* find_or_create_cache(registered_pool& pool, std::uint32_t capacity) noexcept {
-    if (thread_cache* c = find_cache_fast(pool.id)) return c; // the TLS table first: no hash lookup
     thread_locals& t = this_thread_locals();
     if (t.phase == thread_phase::torn_down) return nullptr;
     try {
