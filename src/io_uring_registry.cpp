@@ -105,12 +105,8 @@ int io_uring_registry::attach(::io_uring& ring) noexcept {
             ++it;
             continue;
         }
-        unregister_everywhere(it->second.index);
-        free_slots_.push_back(it->second.index);
-        stats_.registered_bytes -= it->second.bytes;
-        ++stats_.unregistrations;
         ++stats_.refusals;
-        it = blocks_.erase(it);
+        it = forget(it);
     }
     return 0;
 }
@@ -163,15 +159,19 @@ void io_uring_registry::unregister_everywhere(int index) noexcept {
         if (r.pid == self) update_slot(r.fd, index, nullptr, 0);
 }
 
+std::map<std::uintptr_t, io_uring_registry::block>::iterator
+io_uring_registry::forget(std::map<std::uintptr_t, block>::iterator it) noexcept {
+    unregister_everywhere(it->second.index);
+    free_slots_.push_back(it->second.index); // capacity reserved: no allocation
+    stats_.registered_bytes -= it->second.bytes;
+    ++stats_.unregistrations;
+    return blocks_.erase(it);
+}
+
 void* io_uring_registry::do_allocate(std::size_t bytes, std::size_t alignment) {
     void* p = upstream_->allocate(bytes, alignment); // may throw: nothing changed
-    if (bytes == 0 || bytes > max_buffer_bytes) {
-        std::unique_lock<std::shared_mutex> lock(mutex_);
-        ++stats_.refusals;
-        return p;
-    }
     std::unique_lock<std::shared_mutex> lock(mutex_);
-    if (free_slots_.empty()) {
+    if (bytes == 0 || bytes > max_buffer_bytes || free_slots_.empty()) {
         ++stats_.refusals;
         return p;
     }
@@ -199,11 +199,7 @@ void io_uring_registry::do_deallocate(void* p, std::size_t bytes, std::size_t al
         auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(p));
         if (it != blocks_.end()) {
             assert(it->second.bytes == bytes && "zeropool::io_uring_registry: deallocate with another size");
-            unregister_everywhere(it->second.index);
-            free_slots_.push_back(it->second.index); // capacity reserved: no allocation
-            stats_.registered_bytes -= it->second.bytes;
-            ++stats_.unregistrations;
-            blocks_.erase(it);
+            forget(it);
         }
     }
     upstream_->deallocate(p, bytes, alignment);

@@ -128,6 +128,9 @@ private:
     // Under mutex_ (exclusive).
     bool register_everywhere(void* p, std::size_t bytes, int index) noexcept;
     void unregister_everywhere(int index) noexcept;
+    // Unregisters a block from every ring, frees its slot and counts it;
+    // returns the next block.
+    std::map<std::uintptr_t, block>::iterator forget(std::map<std::uintptr_t, block>::iterator it) noexcept;
 
     std::pmr::memory_resource* upstream_;
     const unsigned table_size_;
