@@ -109,9 +109,11 @@ if [[ "${ZEROPOOL_PERF_SKIP_RUN:-0}" != 1 ]]; then
     # bench_variable_io_<resource>_window_<K>_real_time.json, ...).
     run_each_row mixed_ "${bin}/mixed_sizes_bench"
     run_each_row "" "${bin}/variable_io_bench"
-    # io_uring (built when liburing is found): O_DIRECT reads from a file on disk.
+    # io_uring (built when liburing is found): O_DIRECT reads from a file on
+    # disk, then the slot lookup alone.
     if [[ -x "${bin}/uring_read_bench" ]]; then
-        run uring_read "${bin}/uring_read_bench"
+        run uring_read "${bin}/uring_read_bench" --benchmark_filter='^uring_read/'
+        run uring_find "${bin}/uring_read_bench" --benchmark_filter='^uring_find/'
     else
         echo "skipping uring_read_bench: not built (liburing not found)" >&2
     fi

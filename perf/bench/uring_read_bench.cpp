@@ -1,7 +1,8 @@
 // Registered buffers for io_uring: O_DIRECT random reads from a file on disk
 // into pooled blocks, three ways side by side, at queue depth 1 and 32 and
-// read sizes of 4 KiB, 64 KiB and 1 MiB. Built only with zeropool::uring
-// (liburing found); not run by perf/run_benchmarks.sh yet.
+// read sizes of 4 KiB, 64 KiB and 1 MiB; and the cost of finding a block's
+// slot. Built only with zeropool::uring (liburing found); run by
+// perf/run_benchmarks.sh.
 //
 //   uring_read/<size>/qd:<Q>/<mode>      size 4KiB, 64KiB, 1MiB; Q = 1, 32
 //       One iteration is 32 reads completed. Each read takes a page-aligned
@@ -22,6 +23,12 @@
 //     pread       Q threads (one at Q = 1) sharing the pool, each doing a
 //                 blocking pread(2) per read; a lock and condition variable
 //                 hand out the reads, as a thread pool's queue does.
+//
+//   uring_find/<N>/threads:<T>          N = 32, 1024 registered blocks; T = 1, 2
+//       What a READ_FIXED costs its submitter before the read: one
+//       io_uring_registry::find() of a random block of the N (4 KiB each,
+//       registered in one attached ring before the threads start), on each
+//       of T threads at once. CPU time per lookup.
 //
 // The file: 1 GiB ($ZEROPOOL_URING_BENCH_FILE_MIB MiB when set) of non-zero
 // bytes (no holes), written once per process in $ZEROPOOL_DIRECT_DIR, else
@@ -362,6 +369,62 @@ void pread_threads(benchmark::State& state, std::size_t size, unsigned qd) {
         report(state, reads, size, cpu);
 }
 
+// uring_find/<N>/threads:<T>: what a READ_FIXED costs the submitter
+// before the read: looking up the registration of the block it reads into.
+// N blocks of 4 KiB are registered (one ring attached) before the threads
+// start; each of T threads calls find(p, 4096) on the blocks in random order.
+// Time per find, per thread.
+struct find_fixture {
+    zeropool::page_resource pages;
+    zeropool::io_uring_registry registry{&pages, 2048};
+    ::io_uring ring{};
+    bool ring_ok = false;
+    std::vector<void*> blocks;
+    explicit find_fixture(std::size_t n) {
+        ring_ok = ::io_uring_queue_init(4, &ring, 0) == 0;
+        if (ring_ok && registry.attach(ring) != 0) {
+            ::io_uring_queue_exit(&ring);
+            ring_ok = false;
+        }
+        for (std::size_t i = 0; i < n; ++i) blocks.push_back(registry.allocate(page, page));
+    }
+    ~find_fixture() {
+        for (void* b : blocks) registry.deallocate(b, page, page);
+        if (ring_ok) {
+            registry.detach(ring);
+            ::io_uring_queue_exit(&ring);
+        }
+    }
+    find_fixture(const find_fixture&) = delete;
+    find_fixture& operator=(const find_fixture&) = delete;
+};
+std::unique_ptr<find_fixture> the_find_fixture; // between Setup and Teardown
+
+void uring_find(benchmark::State& state) {
+    const find_fixture& fx = *the_find_fixture;
+    if (!fx.ring_ok) {
+        state.SkipWithError("io_uring_queue_init or attach failed");
+        return;
+    }
+    // xorshift64, masked: the block counts are powers of two (no division in
+    // the loop).
+    const std::size_t mask = fx.blocks.size() - 1;
+    std::uint64_t x = std::uint64_t{0x9E3779B97F4A7C15} + static_cast<std::uint64_t>(state.thread_index());
+    std::uint64_t found = 0;
+    for (auto _ : state) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const zeropool::fixed_buffer f = fx.registry.find(fx.blocks[x & mask], page);
+        found += f ? 1u : 0u;
+        benchmark::DoNotOptimize(f);
+    }
+    // 1 when every block was registered (they are few enough for the default
+    // RLIMIT_MEMLOCK).
+    state.counters["registered_fraction"] =
+        benchmark::Counter(static_cast<double>(found), benchmark::Counter::kAvgIterations);
+}
+
 // The rows, by size, then queue depth, then mode: the modes side by side.
 const bool registered = [] {
     const char* const modes[] = {"read_fixed", "read", "pread"};
@@ -381,6 +444,15 @@ const bool registered = [] {
                     ->UseRealTime()
                     ->Unit(benchmark::kMicrosecond);
             }
+    for (const int blocks : {32, 1024})
+        benchmark::RegisterBenchmark("uring_find", uring_find)
+            ->Arg(blocks)
+            ->Setup([](const benchmark::State& st) {
+                the_find_fixture = std::make_unique<find_fixture>(static_cast<std::size_t>(st.range(0)));
+            })
+            ->Teardown([](const benchmark::State&) { the_find_fixture.reset(); })
+            ->Threads(1)
+            ->Threads(2);
     return true;
 }();
 

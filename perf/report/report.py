@@ -772,6 +772,35 @@ def uring_section(res, targets):
         "(perf/bench/uring_read_bench.cpp says what the disk limits).", ""])
 
 
+def uring_find_section(res, targets):
+    """What find() costs per READ_FIXED: the lookup of a block's slot."""
+    def row(blocks, threads):
+        return "uring_find/%d/threads:%d" % (blocks, threads)
+    counts, depths = [32, 1024], [1, 2]
+    if not any(res.get(row(b, t)) is not None for b in counts for t in depths):
+        return ""
+    rows = []
+    for t in depths:
+        cells = ["%d thread%s" % (t, "" if t == 1 else "s")]
+        for b in counts:
+            v = res.get(row(b, t))
+            cells.append("-" if v is None else "%.1f ns" % v)
+        rows.append(cells)
+    lines = ["### io_uring: the slot lookup per read", "",
+             "CPU time per `io_uring_registry::find()`, per thread, with that many registered blocks "
+             "(random blocks; median of repetitions):", "",
+             table(["threads"] + ["%d blocks" % b for b in counts], rows), ""]
+    worst = res.get(row(1024, 2))
+    per_read = res.get("uring_read/4KiB/qd:32/read_fixed/real_time", "cpu_us_per_io")
+    if worst is not None and per_read:
+        share = worst / (per_read * 1e3)
+        targets.append(("io_uring: find() at 1024 blocks, 2 threads, against the CPU of a 4 KiB READ_FIXED at QD 32",
+                        "%.2f%% (%.1f ns against %.1f us)" % (100 * share, worst, per_read), True))
+        lines += ["At 1024 blocks on 2 threads a lookup is %.2f%% of the CPU time of a 4 KiB READ_FIXED "
+                  "at queue depth 32 (%.1f us, table above)." % (100 * share, per_read), ""]
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", required=True)
@@ -794,7 +823,8 @@ def main():
                 footprint_model_section(args.results),
                 file_read_section(args.results, targets),
                 variable_io_section(res, targets),
-                uring_section(res, targets)]
+                uring_section(res, targets),
+                uring_find_section(res, targets)]
     # The headline ratios, in workload order (the bool each section adds is
     # not shown: goals live in the issues, not in the reference tables).
     summary = ["### Summary", "",
