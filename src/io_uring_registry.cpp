@@ -11,11 +11,15 @@
 // Invariants, under mutex_: a block in blocks_ holds a slot that is not in
 // free_slots_, and is registered at that slot in every ring of rings_
 // attached by this process; a slot in free_slots_ is empty in every such
-// ring. A request in flight keeps the pages it uses pinned even when its slot
+// ring. A block enters blocks_ after its registrations and leaves it before
+// its unregistrations, so a lock-free find() never returns a slot that is
+// being filled or cleared (src/registered_blocks.hpp). A request in flight keeps the pages it uses pinned even when its slot
 // is cleared (the kernel holds a reference to the buffer until the request
 // completes), but a block is only cleared when it leaves the pool, when no
 // I/O may use it.
 #include <zeropool/io_uring_registry.hpp>
+
+#include "registered_blocks.hpp"
 
 #include <liburing.h>
 #include <linux/io_uring.h>
@@ -66,7 +70,8 @@ unsigned clamp_table(unsigned n) noexcept {
 } // namespace
 
 io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsigned table_size)
-    : upstream_(upstream), table_size_(clamp_table(table_size)) {
+    : upstream_(upstream), table_size_(clamp_table(table_size)),
+      blocks_(std::make_unique<detail::registered_blocks>(table_size_)) {
     if (upstream == nullptr) throw std::invalid_argument("zeropool::io_uring_registry: null upstream resource");
     free_slots_.reserve(table_size_);
     for (unsigned i = table_size_; i > 0; --i) free_slots_.push_back(static_cast<int>(i - 1)); // 0 on top
@@ -74,7 +79,7 @@ io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsign
 }
 
 io_uring_registry::~io_uring_registry() {
-    assert(blocks_.empty() && "zeropool::io_uring_registry destroyed while blocks from it are in use");
+    assert(blocks_->size() == 0 && "zeropool::io_uring_registry destroyed while blocks from it are in use");
     const int self = static_cast<int>(::getpid());
     for (const ring_entry& r : rings_) {
         if (r.pid == self) ring_register(r.fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
@@ -83,7 +88,7 @@ io_uring_registry::~io_uring_registry() {
 }
 
 int io_uring_registry::attach(::io_uring& ring) noexcept {
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     for (const ring_entry& r : rings_)
         if (r.user_fd == ring.ring_fd) return -EBUSY;
     const int fd = ::fcntl(ring.ring_fd, F_DUPFD_CLOEXEC, 0);
@@ -100,19 +105,20 @@ int io_uring_registry::attach(::io_uring& ring) noexcept {
         return -ENOMEM;
     }
     // The blocks registered so far: a block this ring refuses leaves every ring.
-    for (auto it = blocks_.begin(); it != blocks_.end();) {
-        if (update_slot(fd, it->second.index, reinterpret_cast<void*>(it->first), it->second.bytes) == 0) {
-            ++it;
+    for (std::size_t pos = 0; pos < blocks_->size();) {
+        const detail::registered_blocks::entry b = blocks_->at(pos);
+        if (update_slot(fd, b.index, reinterpret_cast<void*>(b.start), b.bytes) == 0) {
+            ++pos;
             continue;
         }
         ++stats_.refusals;
-        it = forget(it);
+        forget(pos); // the next block moves to pos
     }
     return 0;
 }
 
 void io_uring_registry::detach(::io_uring& ring) noexcept {
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = rings_.begin(); it != rings_.end(); ++it) {
         if (it->user_fd != ring.ring_fd) continue;
         if (it->pid == static_cast<int>(::getpid())) ring_register(it->fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
@@ -123,20 +129,13 @@ void io_uring_registry::detach(::io_uring& ring) noexcept {
 }
 
 fixed_buffer io_uring_registry::find(const void* p, std::size_t bytes) const noexcept {
-    const auto a = reinterpret_cast<std::uintptr_t>(p);
-    std::shared_lock<std::shared_mutex> lock(mutex_);
-    auto it = blocks_.upper_bound(a); // the first block starting after p
-    if (it == blocks_.begin()) return fixed_buffer{};
-    --it;
-    const std::uintptr_t start = it->first;
-    if (a - start > it->second.bytes || bytes > it->second.bytes - (a - start)) return fixed_buffer{};
-    return fixed_buffer{it->second.index};
+    return fixed_buffer{blocks_->find(reinterpret_cast<std::uintptr_t>(p), bytes)};
 }
 
 io_uring_registry_stats io_uring_registry::stats() const noexcept {
-    std::shared_lock<std::shared_mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     io_uring_registry_stats s = stats_;
-    s.registered_blocks = blocks_.size();
+    s.registered_blocks = blocks_->size();
     s.attached_rings = rings_.size();
     return s;
 }
@@ -159,34 +158,30 @@ void io_uring_registry::unregister_everywhere(int index) noexcept {
         if (r.pid == self) update_slot(r.fd, index, nullptr, 0);
 }
 
-std::map<std::uintptr_t, io_uring_registry::block>::iterator
-io_uring_registry::forget(std::map<std::uintptr_t, block>::iterator it) noexcept {
-    unregister_everywhere(it->second.index);
-    free_slots_.push_back(it->second.index); // capacity reserved: no allocation
-    stats_.registered_bytes -= it->second.bytes;
+void io_uring_registry::forget(std::size_t pos) noexcept {
+    const detail::registered_blocks::entry b = blocks_->at(pos);
+    blocks_->erase(pos); // before the rings: find() no longer returns the slot
+    unregister_everywhere(b.index);
+    free_slots_.push_back(b.index); // capacity reserved: no allocation
+    stats_.registered_bytes -= b.bytes;
     ++stats_.unregistrations;
-    return blocks_.erase(it);
 }
 
 void* io_uring_registry::do_allocate(std::size_t bytes, std::size_t alignment) {
     void* p = upstream_->allocate(bytes, alignment); // may throw: nothing changed
-    std::unique_lock<std::shared_mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (bytes == 0 || bytes > max_buffer_bytes || free_slots_.empty()) {
         ++stats_.refusals;
         return p;
     }
     const int index = free_slots_.back();
-    try {
-        blocks_.emplace(reinterpret_cast<std::uintptr_t>(p), block{bytes, index});
-    } catch (...) { // std::bad_alloc: the block stays plain
-        ++stats_.refusals;
-        return p;
-    }
     if (!register_everywhere(p, bytes, index)) {
-        blocks_.erase(reinterpret_cast<std::uintptr_t>(p));
         ++stats_.refusals;
         return p;
     }
+    // After the rings: find() returns the slot only once every ring has the
+    // block. A free slot means room in blocks_ (both hold table_size_).
+    blocks_->insert({reinterpret_cast<std::uintptr_t>(p), bytes, index});
     free_slots_.pop_back();
     stats_.registered_bytes += bytes;
     ++stats_.registrations;
@@ -195,11 +190,11 @@ void* io_uring_registry::do_allocate(std::size_t bytes, std::size_t alignment) {
 
 void io_uring_registry::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
     {
-        std::unique_lock<std::shared_mutex> lock(mutex_);
-        auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(p));
-        if (it != blocks_.end()) {
-            assert(it->second.bytes == bytes && "zeropool::io_uring_registry: deallocate with another size");
-            forget(it);
+        std::lock_guard<std::mutex> lock(mutex_);
+        const std::size_t pos = blocks_->position_of(reinterpret_cast<std::uintptr_t>(p));
+        if (pos != blocks_->size()) {
+            assert(blocks_->at(pos).bytes == bytes && "zeropool::io_uring_registry: deallocate with another size");
+            forget(pos);
         }
     }
     upstream_->deallocate(p, bytes, alignment);

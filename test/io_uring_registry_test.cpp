@@ -13,8 +13,11 @@
 #include <zeropool/io_uring_registry.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
 
+#include "../src/registered_blocks.hpp"
+
 #include <liburing.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +32,7 @@
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace zp = zeropool;
@@ -112,6 +116,44 @@ bool holds_file_bytes(const void* p, std::size_t bytes, std::size_t offset) {
 }
 
 } // namespace
+
+// The address table alone (no kernel involved): lookups by any address and
+// length, in a table kept sorted through inserts and erases at every place.
+BOOST_AUTO_TEST_CASE(the_address_table_finds_the_block_holding_a_range, *boost::unit_test::timeout(30)) {
+    zp::detail::registered_blocks t(8);
+    BOOST_TEST(t.find(1000, 1) == -1); // empty
+    // Blocks [1000, 1100) #5, [1100, 1200) #3 (adjacent), [5000, 5010) #7,
+    // inserted out of order.
+    t.insert({5000, 10, 7});
+    t.insert({1000, 100, 5});
+    t.insert({1100, 100, 3});
+    BOOST_TEST(t.size() == 3u);
+    BOOST_TEST(t.at(0).start == 1000u);
+    BOOST_TEST(t.at(1).start == 1100u);
+    BOOST_TEST(t.at(2).start == 5000u);
+    BOOST_TEST(t.find(999, 1) == -1);    // before the first
+    BOOST_TEST(t.find(1000, 100) == 5);  // all of a block
+    BOOST_TEST(t.find(1050, 50) == 5);   // its tail
+    BOOST_TEST(t.find(1099, 2) == -1);   // across two adjacent blocks
+    BOOST_TEST(t.find(1100, 1) == 3);
+    BOOST_TEST(t.find(1000, 101) == -1); // past its end
+    BOOST_TEST(t.find(1200, 1) == -1);   // the gap
+    BOOST_TEST(t.find(5009, 1) == 7);
+    BOOST_TEST(t.find(5010, 1) == -1);   // after the last
+    BOOST_TEST(t.position_of(1100) == 1u);
+    BOOST_TEST(t.position_of(1101) == t.size()); // only starts are found
+    t.erase(t.position_of(1100));
+    BOOST_TEST(t.find(1150, 1) == -1);
+    BOOST_TEST(t.find(1050, 1) == 5);
+    BOOST_TEST(t.find(5005, 5) == 7);
+    // Fill to capacity and empty again, erasing from the front.
+    for (std::uintptr_t i = 0; t.size() < 8; ++i) t.insert({10000 + 100 * i, 50, static_cast<int>(10 + i)});
+    BOOST_TEST(t.full());
+    for (std::uintptr_t i = 0; i < 6; ++i) BOOST_TEST(t.find(10000 + 100 * i + 49, 1) == static_cast<int>(10 + i));
+    BOOST_TEST(t.find(10000 + 100 * 6, 1) == -1); // only six fitted
+    while (t.size() > 0) t.erase(0);
+    BOOST_TEST(t.find(5000, 1) == -1);
+}
 
 BOOST_AUTO_TEST_SUITE(io_uring_registry_suite, *boost::unit_test::precondition(uring_available))
 
@@ -274,6 +316,76 @@ BOOST_AUTO_TEST_CASE(threads_with_their_own_rings_share_the_table, *boost::unit_
     pool.trim();
     BOOST_TEST(registry.stats().registered_blocks == 0u);
     registry.detach(main_ring.ring);
+}
+
+// find() takes no lock: it must give each block's own index, and nothing for
+// a range no block holds, while other threads keep changing the table (which
+// shifts the entries that a lookup reads). Under TSan, this is also the check
+// that the lock-free reads race with nothing.
+// No ring is attached, so that the table changes as fast as the writer can
+// go (a ring adds a system call to every change); the lookups are the same.
+BOOST_AUTO_TEST_CASE(find_is_exact_while_other_threads_change_the_table, *boost::unit_test::timeout(120)) {
+    zp::io_uring_registry registry(std::pmr::new_delete_resource(), 1024);
+    constexpr int readers = 2;
+    constexpr int kept = 48;
+    constexpr int rounds = 10000;
+    std::atomic<int> readers_done{0};
+    std::atomic<long> wrong{0};
+    std::atomic<long> churned{0};
+    // The writer: blocks of changing sizes enter and leave the table until
+    // every reader is done.
+    std::thread writer([&] {
+        std::vector<std::pair<void*, std::size_t>> live;
+        unsigned x = 12345;
+        while (readers_done.load() < readers) {
+            x = x * 1103515245u + 12345u;
+            if (live.size() < 400 && (x >> 16) % 3 != 0) {
+                const std::size_t n = page * ((x >> 8) % 8 + 1);
+                live.emplace_back(registry.allocate(n, page), n);
+            } else if (!live.empty()) {
+                const std::size_t i = (x >> 4) % live.size();
+                registry.deallocate(live[i].first, live[i].second, page);
+                live[i] = live.back();
+                live.pop_back();
+            }
+            churned.fetch_add(1);
+        }
+        for (auto& [p, n] : live) registry.deallocate(p, n, page);
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < readers; ++t) {
+        threads.emplace_back([&, t] {
+            std::vector<std::pair<char*, std::size_t>> mine;
+            std::vector<int> index;
+            for (int i = 0; i < kept; ++i) {
+                const std::size_t n = page * static_cast<std::size_t>(i % 5 + 1);
+                mine.emplace_back(static_cast<char*>(registry.allocate(n, page)), n);
+                index.push_back(registry.find(mine.back().first, n).index);
+                if (index.back() < 0) wrong.fetch_add(1);
+            }
+            for (int round = 0; round < rounds; ++round) {
+                for (int i = 0; i < kept; ++i) {
+                    auto [p, n] = mine[static_cast<std::size_t>(i)];
+                    const int want = index[static_cast<std::size_t>(i)];
+                    const std::size_t k = static_cast<std::size_t>(round + t) % n;
+                    if (registry.find(p, n).index != want) wrong.fetch_add(1);
+                    if (registry.find(p + k, n - k).index != want) wrong.fetch_add(1); // inside
+                    if (registry.find(p, n + 1)) wrong.fetch_add(1);                 // past its end
+                    if (registry.find(p + n - 1, 2)) wrong.fetch_add(1);             // across its end
+                }
+            }
+            for (auto [p, n] : mine) registry.deallocate(p, n, page);
+            readers_done.fetch_add(1);
+        });
+    }
+    for (std::thread& th : threads) th.join();
+    writer.join();
+    BOOST_TEST(wrong.load() == 0);
+    BOOST_TEST(churned.load() > 0);
+    const zp::io_uring_registry_stats s = registry.stats();
+    BOOST_TEST(s.registered_blocks == 0u);
+    BOOST_TEST(s.registrations == s.unregistrations);
+    BOOST_TEST(s.refusals == 0u);
 }
 
 // A fork() child shares the parent's ring (the same kernel object): what the

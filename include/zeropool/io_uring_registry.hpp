@@ -32,20 +32,25 @@
 // same index in every ring. Every attach and every block entering or leaving
 // the pool calls io_uring_register on every ring, under the registry's lock:
 // the rings must not be set up with IORING_SETUP_SINGLE_ISSUER (register
-// from another thread is refused there). find() takes a shared lock.
+// from another thread is refused there). find() takes no lock and writes no
+// shared memory, so lookups on many threads do not slow each other.
 #ifndef ZEROPOOL_IO_URING_REGISTRY_HPP
 #define ZEROPOOL_IO_URING_REGISTRY_HPP
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <memory>
 #include <memory_resource>
-#include <shared_mutex>
+#include <mutex>
 #include <vector>
 
 struct io_uring; // liburing's ring
 
 namespace zeropool {
+
+namespace detail {
+class registered_blocks; // src/registered_blocks.hpp
+} // namespace detail
 
 /// Where a registered block sits in the fixed-buffer table of every attached
 /// ring: what io_uring_prep_read_fixed / io_uring_prep_write_fixed need.
@@ -101,7 +106,9 @@ public:
     void detach(::io_uring& ring) noexcept;
 
     /// Returns: the registration of the block holding [p, p + bytes), or
-    /// {-1} when no registered block holds it all.
+    /// {-1} when no registered block holds it all. Lock-free: a binary
+    /// search of the registered blocks; safe on any thread, concurrently
+    /// with anything but the registry's destruction.
     fixed_buffer find(const void* p, std::size_t bytes) const noexcept;
 
     /// Returns: the counters now.
@@ -111,10 +118,6 @@ public:
     std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
 
 private:
-    struct block {
-        std::size_t bytes;
-        int index;
-    };
     struct ring_entry {
         int user_fd; // the ring's own descriptor: how detach() finds it
         int fd;      // the registry's duplicate of it
@@ -125,18 +128,18 @@ private:
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
     bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
 
-    // Under mutex_ (exclusive).
+    // Under mutex_.
     bool register_everywhere(void* p, std::size_t bytes, int index) noexcept;
     void unregister_everywhere(int index) noexcept;
-    // Unregisters a block from every ring, frees its slot and counts it;
-    // returns the next block.
-    std::map<std::uintptr_t, block>::iterator forget(std::map<std::uintptr_t, block>::iterator it) noexcept;
+    // Takes the block at `pos` of blocks_ out of the table, unregisters it
+    // from every ring, frees its slot and counts it.
+    void forget(std::size_t pos) noexcept;
 
     std::pmr::memory_resource* upstream_;
     const unsigned table_size_;
-    mutable std::shared_mutex mutex_;
-    std::map<std::uintptr_t, block> blocks_; // registered blocks by start address
-    std::vector<int> free_slots_;            // table indices not in use
+    mutable std::mutex mutex_;                          // writers of everything below; stats()
+    std::unique_ptr<detail::registered_blocks> blocks_; // registered blocks by address; find() reads it lock-free
+    std::vector<int> free_slots_;                       // table indices not in use
     std::vector<ring_entry> rings_;
     io_uring_registry_stats stats_;
 };
