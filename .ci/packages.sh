@@ -19,8 +19,8 @@
 #               Boost.Container 1.81 and the peers (tcmalloc, jemalloc,
 #               mimalloc, TBB), liburing (the io_uring benchmark), python3
 #               for the report
-#   deb         build the libzeropool-dev package with CPack and build its
-#               consumers (pkg-config)
+#   deb         build the libzeropool-dev and libzeropool-uring-dev packages
+#               with CPack and build their consumers (pkg-config, liburing)
 #
 # Debian's unversioned libboost-*-dev packages are 1.74 and conflict with the
 # versioned 1.81 ones used here.
@@ -45,7 +45,7 @@ zeropool_packages() {
                 liburing-dev pkg-config python3
             ;;
         deb)
-            printf '%s\n' "${library[@]}" pkg-config
+            printf '%s\n' "${library[@]}" pkg-config liburing-dev
             ;;
         *)
             echo "zeropool_packages: unknown purpose '${1:-}' (library, demo, tests, benchmarks, deb)" >&2

@@ -3,6 +3,8 @@
 # installed zeropool (run after `cmake --install BUILD --prefix PREFIX`):
 #   1. pkg-config: test/pkgconfig_test/main.cpp compiled with a plain compiler
 #      command, `c++ -std=c++17 main.cpp $(pkg-config --cflags --libs zeropool)`;
+#      and, where the install has it, test/cmake_install_test/uring_main.cpp
+#      with `$(pkg-config --cflags --libs zeropool-uring)`;
 #   2. b2: the project test/b2_consumer_test (Jamroot), which links the
 #      installed library and runs the program.
 # Both check that the installed version (zeropool.pc, the installed headers'
@@ -61,6 +63,23 @@ echo "pkg-config --cflags --libs zeropool: $flags"
 "$cxx" -std=c++17 -Wall -Wextra -Werror "$repo/test/pkgconfig_test/main.cpp" $flags \
     -o "$scratch/zeropool_pkgconfig_test"
 "$scratch/zeropool_pkgconfig_test" "$pc_version"
+
+# --- 1b. pkg-config, the io_uring registry ----------------------------------------
+# Installed where zeropool was built with liburing: required when liburing is here.
+uring_pc=$(dirname "$pc_file")/zeropool-uring.pc
+if [[ -f $uring_pc ]]; then
+    echo "== pkg-config consumer of zeropool-uring ($uring_pc)"
+    uring_flags=$(pkg-config --cflags --libs zeropool-uring)
+    echo "pkg-config --cflags --libs zeropool-uring: $uring_flags"
+    # shellcheck disable=SC2086 # the flags are meant to be split
+    "$cxx" -std=c++17 -Wall -Wextra -Werror "$repo/test/cmake_install_test/uring_main.cpp" $uring_flags \
+        -o "$scratch/zeropool_uring_pkgconfig_test"
+    status=0
+    "$scratch/zeropool_uring_pkgconfig_test" || status=$?
+    ((status == 0 || status == 77)) || fail "the zeropool-uring consumer failed (exit status $status)"
+elif pkg-config --exists liburing 2>/dev/null; then
+    fail "liburing is here, but the install has no zeropool-uring.pc"
+fi
 
 # --- 2. b2 ----------------------------------------------------------------------
 echo "== b2 consumer (test/b2_consumer_test)"

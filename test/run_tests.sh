@@ -15,7 +15,9 @@
 #   package  `cmake --install` of the debug build into a scratch prefix, then the consumer
 #            projects: test/cmake_install_test (find_package), test/cmake_subdir_test
 #            (add_subdirectory), and test/package_consumers.sh (pkg-config with a plain
-#            compiler command, and a b2 project); builds `debug` first if needed
+#            compiler command, and a b2 project); with liburing, the io_uring registry's
+#            consumers too (find_package COMPONENTS uring, add_subdirectory, pkg-config
+#            zeropool-uring); builds `debug` first if needed
 #   docs     Doxygen reference (docs/build_docs.sh): fails on any Doxygen warning
 #   valgrind valgrind memcheck (test/valgrind/run_valgrind.sh): the library never reads
 #            the bytes it hands out; a self-check proves memcheck would report it
@@ -203,8 +205,18 @@ build_package() {
         echo "run_tests.sh: the installed headers above declare a thread_local (internals belong in src/)" >&2
         return 1
     fi
+    # Where liburing is, the io_uring registry is built and installed too,
+    # and the consumers take it.
+    local uring=OFF
+    if pkg-config --exists liburing 2>/dev/null; then
+        uring=ON
+        if [[ ! -f $scratch_prefix/include/zeropool/io_uring_registry.hpp ]]; then
+            echo "run_tests.sh: liburing is here, but the install has no zeropool/io_uring_registry.hpp" >&2
+            return 1
+        fi
+    fi
     rm -rf build/install_test build/subdir_test
-    cmake -S test/cmake_install_test -B build/install_test \
+    cmake -S test/cmake_install_test -B build/install_test -DZEROPOOL_TEST_URING=$uring \
         -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=g++ -DCMAKE_PREFIX_PATH="$scratch_prefix"
     cmake --build build/install_test --parallel "$jobs"
     cmake -S test/cmake_subdir_test -B build/subdir_test \
