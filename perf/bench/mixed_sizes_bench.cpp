@@ -6,6 +6,11 @@
 //       (fit off: pool_config::exact_classes_only), glibc malloc (new_delete; the
 //       tcmalloc/jemalloc/mimalloc variants of this program name the row after
 //       their malloc), the std pool with large blocks, Boost's pool, TBB.
+//   mixed_sizes_untouched/<resource>/<live blocks>
+//       the same rows without the page writes: what the allocator itself
+//       costs, without the page faults of fresh memory (which dominate the
+//       rows above when a resource keeps taking fresh blocks; see
+//       faults_per_op there). The counters are those of the rows above.
 //   mixed_sizes_budget/zeropool/live:64/max_cached_mib:<M>
 //       zeropool with max_cached_bytes = M MiB: the price in time of holding
 //       fewer idle bytes.
@@ -166,13 +171,17 @@ long minor_faults() {
     return u.ru_minflt;
 }
 
+/// Whether a step writes one byte per page of its new block (as I/O into
+/// it would) or leaves the block untouched.
+enum class pages : bool { written, untouched };
+
 /// Runs the ring workload on `r` (empty on entry) and sets peak_live_bytes.
 /// Leaves the ring's blocks live, for the caller to read the footprint before
 /// freeing them with release(). Returns upstream_count() read when the timed
 /// loop began.
 template <class Base, class Count>
 std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_blocks>& ring,
-                       Count upstream_count) {
+                       Count upstream_count, pages touch) {
     const std::vector<std::size_t>& sizes = zeropool_perf::mixed_request_sizes();
     std::size_t next = 0;
     std::size_t live = 0;
@@ -180,8 +189,12 @@ std::uint64_t run_ring(benchmark::State& state, Base& r, std::array<block, live_
     auto make = [&] {
         const std::size_t bytes = sizes[next++ % size_count];
         void* p = r.allocate(bytes);
-        auto* c = static_cast<volatile unsigned char*>(p);
-        for (std::size_t off = 0; off < bytes; off += page) c[off] = 1;
+        if (touch == pages::written) {
+            auto* c = static_cast<volatile unsigned char*>(p);
+            for (std::size_t off = 0; off < bytes; off += page) c[off] = 1;
+        } else {
+            benchmark::DoNotOptimize(p);
+        }
         live += bytes;
         peak_live = std::max(peak_live, live);
         return block{p, bytes};
@@ -261,16 +274,19 @@ double class_cache_floor_bytes(std::size_t steps, const zeropool::pool_config& c
 enum class modelled : bool { no, yes };
 
 void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& config,
-                         modelled model) {
+                         modelled model, pages touch = pages::written) {
     counting_upstream up;
     zeropool::sharded_buffer_resource pool(config, &up);
     std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
     std::array<block, live_blocks> ring{};
     std::uint64_t fitted_at_start = 0;
-    const std::uint64_t start = run_ring(state, r, ring, [&] {
-        fitted_at_start = pool.stats().fitted_allocations;
-        return up.allocations();
-    });
+    const std::uint64_t start = run_ring(
+        state, r, ring,
+        [&] {
+            fitted_at_start = pool.stats().fitted_allocations;
+            return up.allocations();
+        },
+        touch);
     const std::uint64_t fitted = pool.stats().fitted_allocations - fitted_at_start;
     report_upstream(state, up, start);
     release(r, ring);
@@ -288,15 +304,15 @@ void mixed_zeropool_with(benchmark::State& state, const zeropool::pool_config& c
     }
 }
 
-void mixed_zeropool(benchmark::State& state) {
-    mixed_zeropool_with(state, zeropool::pool_config{}, modelled::yes);
+void mixed_zeropool(benchmark::State& state, pages touch) {
+    mixed_zeropool_with(state, zeropool::pool_config{}, modelled::yes, touch);
 }
 
 // Fit off: every request served by blocks of its own class only.
-void mixed_zeropool_exact(benchmark::State& state) {
+void mixed_zeropool_exact(benchmark::State& state, pages touch) {
     mixed_zeropool_with(
         state, zeropool::pool_config{}.with_max_fit_classes(zeropool::pool_config::exact_classes_only),
-        modelled::yes);
+        modelled::yes, touch);
 }
 
 // The trade-off between idle memory and hits (workloads 6 and 8): zeropool
@@ -309,51 +325,64 @@ void mixed_zeropool_budget(benchmark::State& state) {
                         modelled::no);
 }
 
-void mixed_std_sync(benchmark::State& state) {
+void mixed_std_sync(benchmark::State& state, pages touch) {
     counting_upstream up;
     std::pmr::synchronized_pool_resource pool(std_large_blocks(), &up);
     std::pmr::memory_resource& r = launder<std::pmr::memory_resource>(&pool);
     std::array<block, live_blocks> ring{};
-    const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); });
+    const std::uint64_t start = run_ring(state, r, ring, [&up] { return up.allocations(); }, touch);
     report_upstream(state, up, start);
     release(r, ring);
 }
 
-void mixed_new_delete(benchmark::State& state) {
+void mixed_new_delete(benchmark::State& state, pages touch) {
     std::pmr::memory_resource& r = launder(std::pmr::new_delete_resource());
     std::array<block, live_blocks> ring{};
-    run_ring(state, r, ring, &not_counted);
+    run_ring(state, r, ring, &not_counted, touch);
     release(r, ring);
 }
 
 #if defined(ZEROPOOL_PERF_HAVE_TBB)
-void mixed_tbb(benchmark::State& state) {
+void mixed_tbb(benchmark::State& state, pages touch) {
     std::pmr::memory_resource& r = launder(zeropool_perf::tbb_scalable());
     std::array<block, live_blocks> ring{};
-    run_ring(state, r, ring, &not_counted);
+    run_ring(state, r, ring, &not_counted, touch);
     release(r, ring);
 }
 #endif
 
-void mixed_boost_sync(benchmark::State& state) {
+void mixed_boost_sync(benchmark::State& state, pages touch) {
     boost::container::pmr::synchronized_pool_resource pool(boost_large_blocks());
     boost::container::pmr::memory_resource& r =
         launder<boost::container::pmr::memory_resource>(&pool);
     std::array<block, live_blocks> ring{};
-    run_ring(state, r, ring, &not_counted);
+    run_ring(state, r, ring, &not_counted, touch);
     release(r, ring);
 }
 
 constexpr auto live_arg = static_cast<std::int64_t>(live_blocks);
 
-BENCHMARK(mixed_zeropool)->Name("mixed_sizes/zeropool")->Arg(live_arg);
-BENCHMARK(mixed_zeropool_exact)->Name("mixed_sizes/zeropool_exact")->Arg(live_arg);
-BENCHMARK(mixed_new_delete)->Name(zeropool_perf::malloc_row("mixed_sizes/"))->Arg(live_arg);
-BENCHMARK(mixed_std_sync)->Name("mixed_sizes/std_sync_pool_large")->Arg(live_arg);
-BENCHMARK(mixed_boost_sync)->Name("mixed_sizes/boost_sync_pool_large")->Arg(live_arg);
+// Each resource twice: mixed_sizes/ (pages written) and mixed_sizes_untouched/.
+void register_rows(const char* family, pages touch) {
+    const std::string f = family;
+    auto row = [&](const std::string& name, void (*fn)(benchmark::State&, pages)) {
+        benchmark::RegisterBenchmark(name.c_str(), [fn, touch](benchmark::State& st) { fn(st, touch); })
+            ->Arg(live_arg);
+    };
+    row(f + "zeropool", mixed_zeropool);
+    row(f + "zeropool_exact", mixed_zeropool_exact);
+    row(zeropool_perf::malloc_row(f.c_str()), mixed_new_delete);
+    row(f + "std_sync_pool_large", mixed_std_sync);
+    row(f + "boost_sync_pool_large", mixed_boost_sync);
 #if defined(ZEROPOOL_PERF_HAVE_TBB)
-BENCHMARK(mixed_tbb)->Name("mixed_sizes/tbb_scalable")->Arg(live_arg);
+    row(f + "tbb_scalable", mixed_tbb);
 #endif
+}
+const bool rows_registered = [] {
+    register_rows("mixed_sizes/", pages::written);
+    register_rows("mixed_sizes_untouched/", pages::untouched);
+    return true;
+}();
 BENCHMARK(mixed_zeropool_budget)
     ->Name("mixed_sizes_budget/zeropool")
     ->ArgNames({"live", "max_cached_mib"})

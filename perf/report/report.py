@@ -344,6 +344,7 @@ def mixed_section(res, targets):
            "freed blocks by zeropool's size classes, each serving its own class only, must hold "
            "after the same steps (per class, the most blocks ever live at once), over the same "
            "live bytes.", ""]
+    out += untouched_mixed(res, targets)
     out += model_vs_measurement(res)
     budget = sorted((n for n in res.rows if n.startswith("mixed_sizes_budget/zeropool/")),
                     key=lambda n: int(re.search(r"max_cached_mib:(\d+)", n).group(1)))
@@ -364,6 +365,37 @@ def mixed_section(res, targets):
                        "peak RSS / live"],
                       brows), ""]
     return "\n".join(out)
+
+
+def untouched_mixed(res, targets):
+    """The mixed-sizes rows without page writes: the allocators' own cost."""
+    resources = res.resources("mixed_sizes_untouched")
+    if not resources:
+        return []
+    times = {r: res.get("mixed_sizes_untouched/%s/64" % r) for r in resources}
+    peers = [t for r, t in times.items() if r not in PEERS_EXCLUDED and t is not None]
+    best = min(peers) if peers else None
+    rows = []
+    for r in resources:
+        name = "mixed_sizes_untouched/%s/64" % r
+        t = times[r]
+
+        def c(key, f):
+            v = res.get(name, key)
+            return "-" if v is None else f % v
+        rows.append([DISPLAY.get(r, r), fmt_ns(t), fmt_ratio(t / best if t and best else None),
+                     c("faults_per_op", "%.3f"), c("upstream_allocs_per_op", "%.4f"),
+                     c("fitted_per_op", "%.3f")])
+    z = times.get("zeropool")
+    if z and best:
+        targets.append(("6. mixed sizes, pages untouched: time / the best peer's",
+                        "zeropool %s, best peer %s: %s" % (fmt_ns(z), fmt_ns(best), fmt_ratio(z / best)),
+                        True))
+    return ["The same steps without the page writes (`mixed_sizes_untouched`): what each allocator "
+            "costs by itself. A fresh block then costs its allocation but not its page faults, so "
+            "the difference between the two tables is mostly the faults of fresh memory.", "",
+            table(["resource", "CPU per step", "vs best peer", "page faults per step",
+                   "upstream allocs per step", "fitted per step"], rows), ""]
 
 
 def model_vs_measurement(res):
