@@ -52,22 +52,30 @@ cmake --preset deb
 cmake --build --preset deb --parallel "$(nproc 2>/dev/null || echo 2)"
 rm -f build/deb/libzeropool-dev_*.deb build/deb/libzeropool-uring-dev_*.deb
 (cd build/deb && cpack -G DEB)
-debs=(build/deb/libzeropool-dev_*.deb)
-((${#debs[@]} == 1)) && [[ -f ${debs[0]} ]] || fail "cpack made no single libzeropool-dev_*.deb in build/deb"
-deb=${debs[0]}
-uring_debs=(build/deb/libzeropool-uring-dev_*.deb)
-((${#uring_debs[@]} == 1)) && [[ -f ${uring_debs[0]} ]] ||
-    fail "cpack made no single libzeropool-uring-dev_*.deb in build/deb"
-uring_deb=${uring_debs[0]}
-echo "== $deb"
-dpkg-deb --info "$deb"
-contents=$(dpkg-deb --contents "$deb")
-echo "$contents"
-for wanted in '/usr/include/zeropool/zeropool.hpp' '/usr/lib/[^ ]*/libzeropool\.a' \
-    '/usr/lib/[^ ]*/cmake/zeropool/zeropool-config\.cmake' '/usr/lib/[^ ]*/pkgconfig/zeropool\.pc'; do
-    grep -q " \.$wanted\$" <<<"$contents" || fail "the package has no file matching $wanted"
-done
+# one_package NAME: the path of the single NAME_*.deb that cpack made.
+one_package() {
+    local found=(build/deb/"$1"_*.deb)
+    ((${#found[@]} == 1)) && [[ -f ${found[0]} ]] || fail "cpack made no single $1_*.deb in build/deb"
+    echo "${found[0]}"
+}
+# package_contents DEB WANTED...: prints DEB's control fields and files, and
+# fails unless a file matches each WANTED (a path pattern); sets `contents`.
+package_contents() {
+    local deb=$1 wanted
+    shift
+    echo "== $deb"
+    dpkg-deb --info "$deb"
+    contents=$(dpkg-deb --contents "$deb")
+    echo "$contents"
+    for wanted in "$@"; do
+        grep -q " \.$wanted\$" <<<"$contents" || fail "$deb has no file matching $wanted"
+    done
+}
+deb=$(one_package libzeropool-dev)
+uring_deb=$(one_package libzeropool-uring-dev)
 
+package_contents "$deb" '/usr/include/zeropool/zeropool.hpp' '/usr/lib/[^ ]*/libzeropool\.a' \
+    '/usr/lib/[^ ]*/cmake/zeropool/zeropool-config\.cmake' '/usr/lib/[^ ]*/pkgconfig/zeropool\.pc'
 if grep -q 'thread_registry\|thread_cache\|/shard\.hpp' <<<"$contents"; then
     fail "the package ships internal headers (they belong in src/)"
 fi
@@ -75,15 +83,9 @@ if grep -q 'uring' <<<"$contents"; then
     fail "libzeropool-dev ships a file of the io_uring registry (it belongs in libzeropool-uring-dev)"
 fi
 
-echo "== $uring_deb"
-dpkg-deb --info "$uring_deb"
-uring_contents=$(dpkg-deb --contents "$uring_deb")
-echo "$uring_contents"
-for wanted in '/usr/include/zeropool/io_uring_registry\.hpp' '/usr/lib/[^ ]*/libzeropool_uring\.a' \
-    '/usr/lib/[^ ]*/cmake/zeropool/zeropool-uring-targets\.cmake' '/usr/lib/[^ ]*/pkgconfig/zeropool-uring\.pc'; do
-    grep -q " \.$wanted\$" <<<"$uring_contents" || fail "libzeropool-uring-dev has no file matching $wanted"
-done
-if grep -q 'registered_blocks' <<<"$uring_contents"; then
+package_contents "$uring_deb" '/usr/include/zeropool/io_uring_registry\.hpp' '/usr/lib/[^ ]*/libzeropool_uring\.a' \
+    '/usr/lib/[^ ]*/cmake/zeropool/zeropool-uring-targets\.cmake' '/usr/lib/[^ ]*/pkgconfig/zeropool-uring\.pc'
+if grep -q 'registered_blocks' <<<"$contents"; then
     fail "libzeropool-uring-dev ships an internal header (it belongs in src/)"
 fi
 dpkg-deb --field "$uring_deb" Depends | grep -q 'liburing-dev' || fail "libzeropool-uring-dev does not depend on liburing-dev"
