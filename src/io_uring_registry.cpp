@@ -13,10 +13,10 @@
 // attached by this process; a slot in free_slots_ is empty in every such
 // ring. A block enters blocks_ after its registrations and leaves it before
 // its unregistrations, so a lock-free find() never returns a slot that is
-// being filled or cleared (src/registered_blocks.hpp). A request in flight keeps the pages it uses pinned even when its slot
-// is cleared (the kernel holds a reference to the buffer until the request
-// completes), but a block is only cleared when it leaves the pool, when no
-// I/O may use it.
+// being filled or cleared (src/registered_blocks.hpp). A request in flight
+// keeps the pages it uses pinned even when its slot is cleared (the kernel
+// holds a reference to the buffer until the request completes), but a block
+// is only cleared when it leaves the pool, when no I/O may use it.
 #include <zeropool/io_uring_registry.hpp>
 
 #include "registered_blocks.hpp"

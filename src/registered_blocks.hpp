@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 namespace zeropool::detail {
 
@@ -48,9 +49,14 @@ public:
     /// Any thread, no lock. Returns: the table index of the block holding
     /// [a, a + n), or -1 when no block holds it all.
     int find(std::uintptr_t a, std::size_t n) const noexcept {
-        for (;;) {
+        for (unsigned spins = 1;; ++spins) {
             const std::uint64_t before = version_.load(std::memory_order_acquire);
-            if ((before & 1) != 0) continue; // a writer is in the array
+            if ((before & 1) != 0) { // a writer is in the array
+                // Give the core up now and then: a writer preempted inside
+                // its few stores must not wait for the spinning readers.
+                if (spins % 64 == 0) std::this_thread::yield();
+                continue;
+            }
             const std::size_t count = count_.load(std::memory_order_acquire);
             // The last block starting at or before a, the only one that may
             // hold it: a binary search without branches on the data (the
