@@ -6,7 +6,8 @@
 #      and, where the install has it, test/cmake_install_test/uring_main.cpp
 #      with `$(pkg-config --cflags --libs zeropool-uring)`;
 #   2. b2: the project test/b2_consumer_test (Jamroot), which links the
-#      installed library and runs the program.
+#      installed library and runs the program; where the install has the
+#      io_uring registry (and io_uring works), uring_main.cpp too.
 # Both check that the installed version (zeropool.pc, the installed headers'
 # macros) equals the one in include/zeropool/config.hpp.
 #
@@ -67,6 +68,7 @@ echo "pkg-config --cflags --libs zeropool: $flags"
 # --- 1b. pkg-config, the io_uring registry ----------------------------------------
 # Installed where zeropool was built with liburing: required when liburing is here.
 uring_pc=$(dirname "$pc_file")/zeropool-uring.pc
+with_uring=no
 if [[ -f $uring_pc ]]; then
     echo "== pkg-config consumer of zeropool-uring ($uring_pc)"
     uring_flags=$(pkg-config --cflags --libs zeropool-uring)
@@ -77,6 +79,7 @@ if [[ -f $uring_pc ]]; then
     status=0
     "$scratch/zeropool_uring_pkgconfig_test" || status=$?
     ((status == 0 || status == 77)) || fail "the zeropool-uring consumer failed (exit status $status)"
+    ((status == 77)) || with_uring=yes # the b2 consumer builds and runs it too
 elif pkg-config --exists liburing 2>/dev/null; then
     fail "liburing is here, but the install has no zeropool-uring.pc"
 fi
@@ -85,14 +88,19 @@ fi
 echo "== b2 consumer (test/b2_consumer_test)"
 command -v "$b2" >/dev/null || fail "b2 is not installed (Debian package: libboost1.81-tools-dev)"
 cp -R "$repo/test/b2_consumer_test" "$scratch/b2_consumer"
+cp "$repo/test/cmake_install_test/uring_main.cpp" "$scratch/b2_consumer/"
 (
     cd "$scratch/b2_consumer"
     ZEROPOOL_INCLUDEDIR=$includedir ZEROPOOL_LIBDIR=$libdir ZEROPOOL_EXPECTED_VERSION=$version \
-        "$b2" -j1 toolset=gcc -d+1 2>&1 | tee "$scratch/b2.log"
+        ZEROPOOL_WITH_URING=$with_uring "$b2" -j1 toolset=gcc -d+1 2>&1 | tee "$scratch/b2.log"
     # b2 exits 0 on some failures when it cannot find a target: check the output.
 ) || fail "b2 build of the consumer"
 grep -q '\*\*passed\*\*' "$scratch/b2.log" || fail "b2 did not run the consumer successfully"
 output=$(find "$scratch/b2_consumer" -name zeropool_b2_consumer.output | head -n1)
 [[ -n $output ]] && grep -q '^b2 consumer: ok' "$output" || fail "the b2 consumer did not print ok"
+if [[ $with_uring == yes ]]; then
+    output=$(find "$scratch/b2_consumer" -name zeropool_b2_uring_consumer.output | head -n1)
+    [[ -n $output ]] && grep -q '^uring consumer: ok' "$output" || fail "the b2 uring consumer did not print ok"
+fi
 
 echo "== package consumers: pkg-config and b2 both ok (zeropool $version)"

@@ -2,7 +2,7 @@
 // test/cmake_install_test with find_package(zeropool CONFIG REQUIRED
 // COMPONENTS uring), by test/package_consumers.sh and
 // test/deb_package_test.sh with `$(pkg-config --cflags --libs zeropool-uring)`,
-// and by test/cmake_subdir_test. A pool over a registry: a block is
+// by test/cmake_subdir_test, and by the b2 project test/b2_consumer_test. A pool over a registry: a block is
 // registered in a ring, a READ_FIXED reads a file into it, and the block
 // leaves the table when the pool gives it back.
 // Exit status 0 on success, 77 when this kernel does not let the process set
