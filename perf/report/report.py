@@ -284,18 +284,20 @@ def producer_consumer_section(res, targets):
         "number of operations.", ""])
 
 
+def mixed_times(res, family):
+    """The resources of a mixed-sizes family (mixed_sizes, mixed_sizes_untouched),
+    their CPU per step at 64 live blocks, and the best peer's."""
+    resources = res.resources(family)
+    times = {r: res.get("%s/%s/64" % (family, r)) for r in resources}
+    peers = [t for r, t in times.items() if r not in PEERS_EXCLUDED and t is not None]
+    return resources, times, (min(peers) if peers else None)
+
+
 def mixed_section(res, targets):
-    resources = res.resources("mixed_sizes")
+    resources, times, best = mixed_times(res, "mixed_sizes")
     if not resources:
         return ""
     rows = []
-    times = {}
-    for r in resources:
-        name = "mixed_sizes/%s/64" % r
-        t = res.get(name)
-        times[r] = t
-    peers = [t for r, t in times.items() if r not in PEERS_EXCLUDED and t is not None]
-    best = min(peers) if peers else None
     for r in resources:
         name = "mixed_sizes/%s/64" % r
         t = times[r]
@@ -369,12 +371,9 @@ def mixed_section(res, targets):
 
 def untouched_mixed(res, targets):
     """The mixed-sizes rows without page writes: the allocators' own cost."""
-    resources = res.resources("mixed_sizes_untouched")
+    resources, times, best = mixed_times(res, "mixed_sizes_untouched")
     if not resources:
         return []
-    times = {r: res.get("mixed_sizes_untouched/%s/64" % r) for r in resources}
-    peers = [t for r, t in times.items() if r not in PEERS_EXCLUDED and t is not None]
-    best = min(peers) if peers else None
     rows = []
     for r in resources:
         name = "mixed_sizes_untouched/%s/64" % r
