@@ -15,7 +15,7 @@
 //
 // Capacity is the registry's table size (at most 16,384): each block holds a
 // slot, so the array never grows and insert() never allocates. Inserting and
-// erasing move the entries after the position (O(n) relaxed stores); they
+// erasing move the entries after the position (O(n) stores); they
 // run when a block enters or leaves the pool, next to io_uring_register
 // calls that cost far more.
 #ifndef ZEROPOOL_SRC_REGISTERED_BLOCKS_HPP
