@@ -31,8 +31,10 @@ namespace {
 
 namespace zp = zeropool;
 
+using zeropool_test::child_outcome;
 using zeropool_test::kib;
 using zeropool_test::sanitized;
+using zeropool_test::wait_for_child;
 
 // The sanitizers' allocators (ASan: the runtimes of g++ 12 and clang++ 14;
 // TSan: g++ 12's libtsan) do not take their own locks around fork(): a child
@@ -164,41 +166,6 @@ int child_work(zp::sharded_buffer_resource& shared) noexcept {
     }
 }
 
-struct child_outcome {
-    bool timed_out = false;
-    bool exited = false;
-    int exit_code = -1;
-    int signal = 0;
-};
-
-/// Waits for `pid` without blocking forever: a child still alive after
-/// child_time_limit is killed and reported as timed out.
-child_outcome wait_for_child(pid_t pid) {
-    child_outcome out;
-    const auto deadline = std::chrono::steady_clock::now() + child_time_limit;
-    int status = 0;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r == -1 && errno != EINTR) return out; // not our child: exited stays false
-        if (std::chrono::steady_clock::now() > deadline) {
-            out.timed_out = true;
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
-            }
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (WIFEXITED(status)) {
-        out.exited = true;
-        out.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        out.signal = WTERMSIG(status);
-    }
-    return out;
-}
-
 /// Forks `count` times from the calling thread, each child running
 /// child_work(shared), and returns the children's outcomes (no Boost.Test
 /// here: this may run on another thread than the test's).
@@ -223,7 +190,7 @@ std::vector<child_outcome> fork_children(zp::sharded_buffer_resource& shared, in
             outcomes.push_back(failed);
             continue;
         }
-        outcomes.push_back(wait_for_child(pid));
+        outcomes.push_back(wait_for_child(pid, child_time_limit));
         if (outcomes.back().timed_out) break; // one deadlock is enough: fail fast
     }
     return outcomes;

@@ -1,6 +1,7 @@
 // Shared by the zeropool tests: how the test binary was built (sanitizers),
-// loop scaling, size constants, the size-class expectations, and a failure log
-// for worker threads. Include after <boost/test/unit_test.hpp>.
+// loop scaling, size constants, the size-class expectations, a failure log
+// for worker threads, and waits with deadlines. Include after
+// <boost/test/unit_test.hpp>.
 #ifndef ZEROPOOL_TEST_TEST_SUPPORT_HPP
 #define ZEROPOOL_TEST_TEST_SUPPORT_HPP
 
@@ -17,9 +18,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
+#include <signal.h>
 #include <string>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -182,6 +187,44 @@ bool eventually(F&& done, std::chrono::milliseconds limit = std::chrono::seconds
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     return true;
+}
+
+/// How a child process ended, as wait_for_child saw it.
+struct child_outcome {
+    bool timed_out = false; ///< still running at the deadline, then killed
+    bool exited = false;    ///< ended through exit(): exit_code is its status
+    int exit_code = -1;
+    int signal = 0; ///< the signal that ended it, when it did not exit
+};
+
+/// Waits for the child `pid` until it ends or `limit` passes: a child still
+/// running then (deadlocked, for the fork tests) is killed with SIGKILL and
+/// reported as timed out. A wait with a deadline, never an unbounded one.
+/// Does not use Boost.Test, so any thread may call it.
+inline child_outcome wait_for_child(pid_t pid, std::chrono::milliseconds limit) {
+    child_outcome out;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (r == -1 && errno != EINTR) return out; // not our child: nothing to report
+        if (std::chrono::steady_clock::now() > deadline) {
+            out.timed_out = true;
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
+            }
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (WIFEXITED(status)) {
+        out.exited = true;
+        out.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        out.signal = WTERMSIG(status);
+    }
+    return out;
 }
 
 /// The value of the environment variable `name` as a positive integer, or

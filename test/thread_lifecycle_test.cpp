@@ -626,22 +626,10 @@ int exit_code_of_child(F body) {
         ::_exit(90);
     }
     if (pid < 0) return -2000;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    int status = 0;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r == -1 && errno != EINTR) return -3000;
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, &status, 0) == -1 && errno == EINTR) {
-            }
-            return -1000;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return WIFSIGNALED(status) ? -WTERMSIG(status) : -4000;
+    const zeropool_test::child_outcome out = zeropool_test::wait_for_child(pid, std::chrono::seconds(20));
+    if (out.timed_out) return -1000;
+    if (out.exited) return out.exit_code;
+    return out.signal != 0 ? -out.signal : -3000;
 }
 
 // Exit codes of the children below.
