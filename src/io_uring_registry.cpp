@@ -17,6 +17,12 @@
 // keeps the pages it uses pinned even when its slot is cleared (the kernel
 // holds a reference to the buffer until the request completes), but a block
 // is only cleared when it leaves the pool, when no I/O may use it.
+//
+// fork(): mutex_ is held across io_uring_register calls, which pin or unpin
+// pages and take long. pthread_atfork handlers lock every live registry's
+// mutex_ before the fork and unlock it after, so a child never inherits it
+// held by a thread that does not exist there, and no registry is half-way
+// through a change of blocks_ in the child.
 #include <zeropool/io_uring_registry.hpp>
 
 #include "registered_blocks.hpp"
@@ -28,6 +34,8 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <mutex>
+#include <new>
+#include <pthread.h>
 #include <stdexcept>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -67,7 +75,37 @@ unsigned clamp_table(unsigned n) noexcept {
     return n > io_uring_registry::max_table_size ? io_uring_registry::max_table_size : n;
 }
 
+// Every live registry, linked through their live_prev_ / live_next_, for the
+// fork handlers. Never destroyed: a registry with static storage duration
+// may outlive any other static object.
+struct live_registries {
+    std::mutex mutex;
+    io_uring_registry* first = nullptr;
+};
+
+live_registries& live() noexcept {
+    alignas(live_registries) static unsigned char storage[sizeof(live_registries)];
+    static live_registries* l = ::new (static_cast<void*>(storage)) live_registries();
+    return *l;
+}
+
 } // namespace
+
+// Lock order: the list's mutex, then each registry's mutex_. Nothing that
+// holds a registry's mutex_ takes another lock (upstream is called outside
+// it), so these handlers cannot deadlock with the pool's, whichever runs
+// first.
+void io_uring_registry::lock_all_for_fork() noexcept {
+    live_registries& l = live();
+    l.mutex.lock();
+    for (io_uring_registry* r = l.first; r != nullptr; r = r->live_next_) r->mutex_.lock();
+}
+
+void io_uring_registry::unlock_all_after_fork() noexcept {
+    live_registries& l = live();
+    for (io_uring_registry* r = l.first; r != nullptr; r = r->live_next_) r->mutex_.unlock();
+    l.mutex.unlock();
+}
 
 io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsigned table_size)
     : upstream_(upstream), table_size_(clamp_table(table_size)),
@@ -76,10 +114,24 @@ io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsign
     free_slots_.reserve(table_size_);
     for (unsigned i = table_size_; i > 0; --i) free_slots_.push_back(static_cast<int>(i - 1)); // 0 on top
     rings_.reserve(4);
+    // Last: a constructor that throws leaves nothing in the list.
+    static const int handlers = ::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
+    if (handlers != 0) throw std::bad_alloc(); // ENOMEM, its only error
+    live_registries& l = live();
+    std::lock_guard<std::mutex> lock(l.mutex);
+    live_next_ = l.first;
+    if (l.first != nullptr) l.first->live_prev_ = this;
+    l.first = this;
 }
 
 io_uring_registry::~io_uring_registry() {
     assert(blocks_->size() == 0 && "zeropool::io_uring_registry destroyed while blocks from it are in use");
+    {
+        live_registries& l = live();
+        std::lock_guard<std::mutex> lock(l.mutex);
+        if (live_prev_ != nullptr) live_prev_->live_next_ = live_next_; else l.first = live_next_;
+        if (live_next_ != nullptr) live_next_->live_prev_ = live_prev_;
+    }
     const int self = static_cast<int>(::getpid());
     for (const ring_entry& r : rings_) {
         if (r.pid == self) ring_register(r.fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);
@@ -189,7 +241,10 @@ void* io_uring_registry::do_allocate(std::size_t bytes, std::size_t alignment) {
 }
 
 void io_uring_registry::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
-    {
+    // A block of 0 bytes was never registered, and its address may be the
+    // start of a registered block (an upstream may return the same address
+    // for 0 bytes and for the next block): no lookup.
+    if (bytes != 0) {
         std::lock_guard<std::mutex> lock(mutex_);
         const std::size_t pos = blocks_->position_of(reinterpret_cast<std::uintptr_t>(p));
         if (pos != blocks_->size()) {

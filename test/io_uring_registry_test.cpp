@@ -11,13 +11,16 @@
 #include <boost/test/unit_test.hpp>
 
 #include <zeropool/io_uring_registry.hpp>
+#include <zeropool/page_resource.hpp>
 #include <zeropool/sharded_buffer_resource.hpp>
 
 #include "../src/registered_blocks.hpp"
+#include "test_support.hpp"
 
 #include <liburing.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +29,8 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <memory_resource>
+#include <new>
+#include <random>
 #include <string>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -114,6 +119,32 @@ bool holds_file_bytes(const void* p, std::size_t bytes, std::size_t offset) {
         if (b[i] != file_byte(offset + i)) return false;
     return b[bytes - 1] == file_byte(offset + bytes - 1);
 }
+
+// An upstream that gives a block of 0 bytes the address of the block it will
+// give next, as a bump allocator may: blocks of new_delete_resource, one
+// made ahead.
+class same_address_for_zero_bytes final : public std::pmr::memory_resource {
+public:
+    ~same_address_for_zero_bytes() override {
+        if (next_ != nullptr) ::operator delete(next_, std::align_val_t{page});
+    }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        BOOST_TEST_REQUIRE(alignment <= page);
+        if (next_ == nullptr) next_ = ::operator new(next_bytes, std::align_val_t{page});
+        if (bytes == 0) return next_;
+        BOOST_TEST_REQUIRE(bytes <= next_bytes);
+        return std::exchange(next_, nullptr);
+    }
+    void do_deallocate(void* p, std::size_t bytes, std::size_t) override {
+        if (bytes != 0) ::operator delete(p, std::align_val_t{page});
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+
+    static constexpr std::size_t next_bytes = 64 * 1024;
+    void* next_ = nullptr;
+};
 
 } // namespace
 
@@ -419,6 +450,134 @@ BOOST_AUTO_TEST_CASE(a_fork_child_leaves_the_parents_table_alone, *boost::unit_t
     BOOST_TEST(holds_file_bytes(p, mib, mib));
     pool.deallocate(p, mib, page);
     pool.trim();
+    registry.detach(r.ring);
+}
+
+namespace {
+
+// What a fork() child does with the parent's pool and registry, in the test
+// below; returns 0 or the number of the last thing that went wrong.
+int child_uses_the_registry(zp::sharded_buffer_resource& pool, zp::io_uring_registry& registry, int fd) {
+    // Blocks entering and leaving the pool: the registry's lock, each time.
+    void* p = pool.allocate(512 * 1024, page);
+    pool.deallocate(p, 512 * 1024, page);
+    pool.trim();
+    const std::uint64_t refused_before = registry.stats().refusals;
+    // A ring of the child's own, and a block registered in it (or refused
+    // and counted, under a low RLIMIT_MEMLOCK: then a plain read).
+    io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) != 0) return 30;
+    int code = 0;
+    if (registry.attach(ring) != 0) code = 31;
+    void* q = pool.allocate(mib, page);
+    const zp::fixed_buffer f = registry.find(q, mib);
+    if (!f && registry.stats().refusals == refused_before) code = 32;
+    if (read_once(ring, fd, q, mib, 2 * mib, f.index) != static_cast<int>(mib) || !holds_file_bytes(q, mib, 2 * mib))
+        code = 33;
+    pool.deallocate(q, mib, page);
+    pool.trim();
+    if (registry.find(q, mib)) code = 34; // left the pool: no longer registered
+    registry.detach(ring);
+    io_uring_queue_exit(&ring);
+    return code;
+}
+
+} // namespace
+
+// Giving back a block of 0 bytes whose address is that of a registered block
+// (the upstream's doing) leaves the registered block alone: 0 bytes are
+// never registered, so there is nothing to unregister.
+BOOST_AUTO_TEST_CASE(a_zero_byte_block_at_a_registered_address_leaves_it_registered, *boost::unit_test::timeout(60)) {
+    direct_file file;
+    ring_guard r;
+    same_address_for_zero_bytes up;
+    constexpr std::size_t bytes = 64 * 1024;
+    {
+        zp::io_uring_registry registry(&up, 8);
+        BOOST_TEST_REQUIRE(registry.attach(r.ring) == 0);
+        void* zero = registry.allocate(0, page);
+        void* p = registry.allocate(bytes, page);
+        BOOST_TEST_REQUIRE(zero == p);
+        const zp::fixed_buffer f = registry.find(p, bytes);
+        BOOST_TEST_REQUIRE(static_cast<bool>(f));
+        registry.deallocate(zero, 0, page);
+        BOOST_TEST(registry.find(p, bytes).index == f.index);
+        BOOST_TEST(registry.stats().registered_blocks == 1u);
+        BOOST_TEST(read_once(r.ring, file.fd(), p, bytes, page, f.index) == static_cast<int>(bytes));
+        BOOST_TEST(holds_file_bytes(p, bytes, page));
+        registry.deallocate(p, bytes, page);
+        const zp::io_uring_registry_stats s = registry.stats();
+        BOOST_TEST(s.registered_blocks == 0u);
+        BOOST_TEST(s.registrations == s.unregistrations);
+        registry.detach(r.ring);
+    }
+}
+
+// fork() while other threads register and unregister blocks. The registry
+// holds its lock across io_uring_register calls; a child forked while another
+// thread held it would wait for it forever unless the lock is taken around
+// fork(). The child uses the pool over the registry, and attaches a ring of
+// its own.
+//
+// The parent's threads allocate from the registry itself, over page_resource
+// (mmap): every round registers a block and unregisters it, and calls no
+// malloc. The sanitizers' allocators are not fork-safe (fork_test.cpp says
+// how), so a parent thread inside malloc at the fork could leave the child
+// stuck in the sanitizer's allocator; the pool's trim() allocates, so the
+// threads do not call it.
+BOOST_AUTO_TEST_CASE(a_fork_while_threads_register_blocks_leaves_the_child_a_working_registry,
+                     *boost::unit_test::timeout(300)) {
+    direct_file file;
+    ring_guard r;
+    zp::page_resource pages;
+    zp::io_uring_registry registry(&pages, 64);
+    zp::sharded_buffer_resource pool(&registry);
+    BOOST_TEST_REQUIRE(registry.attach(r.ring) == 0);
+    pool.deallocate(pool.allocate(page, page), page, page); // the forking thread's cache, made before the forks
+
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> rounds{0};
+    std::vector<std::thread> churn;
+    for (int t = 0; t < 2; ++t)
+        churn.emplace_back([&] {
+            while (!stop.load(std::memory_order_relaxed)) {
+                void* p = registry.allocate(256 * 1024, page);
+                registry.deallocate(p, 256 * 1024, page);
+                rounds.fetch_add(1, std::memory_order_relaxed);
+            }
+        });
+    BOOST_TEST(zeropool_test::eventually([&] { return rounds.load() >= 100; }, std::chrono::seconds(30)));
+    const std::uint64_t registered_before = registry.stats().registrations;
+
+    const int forks = zeropool_test::scaled(40, 15);
+    std::mt19937 rng(1234);
+    std::vector<zeropool_test::child_outcome> outcomes;
+    for (int i = 0; i < forks; ++i) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200 + rng() % 3000));
+        const pid_t pid = ::fork();
+        if (pid == 0) ::_exit(child_uses_the_registry(pool, registry, file.fd()));
+        if (pid < 0) break;
+        outcomes.push_back(zeropool_test::wait_for_child(pid, std::chrono::seconds(10)));
+        if (outcomes.back().timed_out) break; // one deadlock is enough
+    }
+    stop.store(true);
+    for (std::thread& t : churn) t.join();
+
+    BOOST_TEST(outcomes.size() == static_cast<std::size_t>(forks));
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        const zeropool_test::child_outcome& o = outcomes[i];
+        BOOST_TEST_CONTEXT("child " << i) {
+            BOOST_TEST(!o.timed_out, "child still running after 10 s: deadlocked after fork");
+            BOOST_TEST(o.exited, "child did not exit (signal " << o.signal << ")");
+            BOOST_TEST(o.exit_code == 0);
+        }
+    }
+    // The threads kept registering blocks while the children were forked.
+    BOOST_TEST(registry.stats().registrations > registered_before + static_cast<std::uint64_t>(forks));
+    pool.trim();
+    const zp::io_uring_registry_stats s = registry.stats();
+    BOOST_TEST(s.registered_blocks == 0u);
+    BOOST_TEST(s.registrations == s.unregistrations);
     registry.detach(r.ring);
 }
 

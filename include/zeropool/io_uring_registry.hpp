@@ -34,6 +34,11 @@
 // the rings must not be set up with IORING_SETUP_SINGLE_ISSUER (register
 // from another thread is refused there). find() takes no lock and writes no
 // shared memory, so lookups on many threads do not slow each other.
+//
+// fork(): the registry's lock is taken around fork() (pthread_atfork), as the
+// pool's are, so a child forked while another thread registers a block can
+// use the pool and the registry. In the child, rings the parent attached
+// are left alone (they are the parent's); attach rings of the child's own.
 #ifndef ZEROPOOL_IO_URING_REGISTRY_HPP
 #define ZEROPOOL_IO_URING_REGISTRY_HPP
 
@@ -135,6 +140,11 @@ private:
     // from every ring, frees its slot and counts it.
     void forget(std::size_t pos) noexcept;
 
+    // fork(): the pthread_atfork handlers lock every live registry's mutex_
+    // before the fork and unlock them after it, in the parent and the child.
+    static void lock_all_for_fork() noexcept;
+    static void unlock_all_after_fork() noexcept;
+
     std::pmr::memory_resource* upstream_;
     const unsigned table_size_;
     mutable std::mutex mutex_;                          // writers of everything below; stats()
@@ -142,6 +152,8 @@ private:
     std::vector<int> free_slots_;                       // table indices not in use
     std::vector<ring_entry> rings_;
     io_uring_registry_stats stats_;
+    io_uring_registry* live_prev_ = nullptr; // the list of live registries, for fork()
+    io_uring_registry* live_next_ = nullptr;
 };
 
 } // namespace zeropool
