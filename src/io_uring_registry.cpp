@@ -34,7 +34,6 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <mutex>
-#include <new>
 #include <pthread.h>
 #include <stdexcept>
 #include <sys/syscall.h>
@@ -75,36 +74,46 @@ unsigned clamp_table(unsigned n) noexcept {
     return n > io_uring_registry::max_table_size ? io_uring_registry::max_table_size : n;
 }
 
-// Every live registry, linked through their live_prev_ / live_next_, for the
-// fork handlers. Never destroyed: a registry with static storage duration
-// may outlive any other static object.
-struct live_registries {
-    std::mutex mutex;
-    io_uring_registry* first = nullptr;
-};
-
-live_registries& live() noexcept {
-    alignas(live_registries) static unsigned char storage[sizeof(live_registries)];
-    static live_registries* l = ::new (static_cast<void*>(storage)) live_registries();
-    return *l;
-}
+// Every live registry, linked through their live_prev_ / live_next_, under
+// live_mutex, for the fork handlers. Constant-initialised and never
+// destroyed: no guard variable a fork could catch half-way (a child would
+// wait for it forever), and a registry with static storage duration may
+// outlive any other static object.
+pthread_mutex_t live_mutex = PTHREAD_MUTEX_INITIALIZER;
+io_uring_registry* live_first = nullptr;
+// Whether this thread's prepare handler holds the locks. The handlers may be
+// installed twice in a child forked just after pthread_atfork returned and
+// before pthread_once recorded it (the child runs the once routine again);
+// the flag makes the second call of each handler on the forking thread do
+// nothing. Per thread: glibc may run two threads' fork handlers at once,
+// and the second must wait for live_mutex.
+thread_local bool held_for_fork = false;
+pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+int handlers_error = 0;
 
 } // namespace
 
-// Lock order: the list's mutex, then each registry's mutex_. Nothing that
-// holds a registry's mutex_ takes another lock (upstream is called outside
-// it), so these handlers cannot deadlock with the pool's, whichever runs
-// first.
+// Lock order: live_mutex, then each registry's mutex_. Nothing that holds a
+// registry's mutex_ takes another lock (upstream is called outside it), so
+// these handlers cannot deadlock with the pool's, whichever runs first.
 void io_uring_registry::lock_all_for_fork() noexcept {
-    live_registries& l = live();
-    l.mutex.lock();
-    for (io_uring_registry* r = l.first; r != nullptr; r = r->live_next_) r->mutex_.lock();
+    if (held_for_fork) return;
+    ::pthread_mutex_lock(&live_mutex);
+    for (io_uring_registry* r = live_first; r != nullptr; r = r->live_next_) r->mutex_.lock();
+    held_for_fork = true;
 }
 
 void io_uring_registry::unlock_all_after_fork() noexcept {
-    live_registries& l = live();
-    for (io_uring_registry* r = l.first; r != nullptr; r = r->live_next_) r->mutex_.unlock();
-    l.mutex.unlock();
+    if (!held_for_fork) return;
+    held_for_fork = false;
+    for (io_uring_registry* r = live_first; r != nullptr; r = r->live_next_) r->mutex_.unlock();
+    ::pthread_mutex_unlock(&live_mutex);
+}
+
+// pthread_once, not a function-local static: glibc runs a once routine again
+// in a child forked while it was in progress, where a C++ guard would wait.
+void io_uring_registry::install_fork_handlers() noexcept {
+    handlers_error = ::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
 }
 
 io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsigned table_size)
@@ -115,23 +124,21 @@ io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsign
     for (unsigned i = table_size_; i > 0; --i) free_slots_.push_back(static_cast<int>(i - 1)); // 0 on top
     rings_.reserve(4);
     // Last: a constructor that throws leaves nothing in the list.
-    static const int handlers = ::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
-    if (handlers != 0) throw std::bad_alloc(); // ENOMEM, its only error
-    live_registries& l = live();
-    std::lock_guard<std::mutex> lock(l.mutex);
-    live_next_ = l.first;
-    if (l.first != nullptr) l.first->live_prev_ = this;
-    l.first = this;
+    ::pthread_once(&handlers_once, install_fork_handlers);
+    if (handlers_error != 0) throw std::bad_alloc(); // ENOMEM, pthread_atfork's only error
+    ::pthread_mutex_lock(&live_mutex);
+    live_next_ = live_first;
+    if (live_first != nullptr) live_first->live_prev_ = this;
+    live_first = this;
+    ::pthread_mutex_unlock(&live_mutex);
 }
 
 io_uring_registry::~io_uring_registry() {
     assert(blocks_->size() == 0 && "zeropool::io_uring_registry destroyed while blocks from it are in use");
-    {
-        live_registries& l = live();
-        std::lock_guard<std::mutex> lock(l.mutex);
-        if (live_prev_ != nullptr) live_prev_->live_next_ = live_next_; else l.first = live_next_;
-        if (live_next_ != nullptr) live_next_->live_prev_ = live_prev_;
-    }
+    ::pthread_mutex_lock(&live_mutex);
+    if (live_prev_ != nullptr) live_prev_->live_next_ = live_next_; else live_first = live_next_;
+    if (live_next_ != nullptr) live_next_->live_prev_ = live_prev_;
+    ::pthread_mutex_unlock(&live_mutex);
     const int self = static_cast<int>(::getpid());
     for (const ring_entry& r : rings_) {
         if (r.pid == self) ring_register(r.fd, IORING_UNREGISTER_BUFFERS, nullptr, 0);

@@ -144,6 +144,7 @@ private:
     // before the fork and unlock them after it, in the parent and the child.
     static void lock_all_for_fork() noexcept;
     static void unlock_all_after_fork() noexcept;
+    static void install_fork_handlers() noexcept; // once per process
 
     std::pmr::memory_resource* upstream_;
     const unsigned table_size_;
