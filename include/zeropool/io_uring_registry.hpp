@@ -88,7 +88,8 @@ public:
 
     /// Effects: a registry of `table_size` slots (clamped to [1,
     /// max_table_size]) over `upstream`, which provides the blocks.
-    /// Throws: std::invalid_argument on a null upstream; std::bad_alloc.
+    /// Throws: std::invalid_argument on a null upstream; std::bad_alloc (also
+    /// when the fork() handlers cannot be installed: pthread_atfork's ENOMEM).
     explicit io_uring_registry(std::pmr::memory_resource* upstream, unsigned table_size = 1024);
     /// Requires: every block allocated from the registry has been given back
     /// (destroy the pool first). Detaches every ring.
@@ -145,6 +146,7 @@ private:
     static void lock_all_for_fork() noexcept;
     static void unlock_all_after_fork() noexcept;
     static void install_fork_handlers() noexcept; // once per process
+    static const bool fork_handlers_at_load_;     // installs them at load time
 
     std::pmr::memory_resource* upstream_;
     const unsigned table_size_;
