@@ -30,7 +30,6 @@
 #include <liburing.h>
 #include <linux/io_uring.h>
 
-#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <fcntl.h>
@@ -86,12 +85,11 @@ io_uring_registry* live_first = nullptr;
 // installed twice in a child forked just after pthread_atfork returned and
 // before pthread_once recorded it (the child runs the once routine again);
 // the flag makes the second call of each handler on the forking thread do
-// nothing (a retry after a failed install may also install them twice). Per
-// thread: glibc may run two threads' fork handlers at once,
-// and the second must wait for live_mutex.
+// nothing. Per thread: glibc may run two threads' fork handlers at once, and
+// the second must wait for live_mutex.
 thread_local bool held_for_fork = false;
 pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
-std::atomic<int> handlers_error{0}; // what pthread_atfork returned
+int handlers_error = 0; // what pthread_atfork returned; written once, under handlers_once
 
 } // namespace
 
@@ -117,12 +115,12 @@ void io_uring_registry::unlock_all_after_fork() noexcept {
 // pthread_once, not a function-local static: glibc runs a once routine again
 // in a child forked while it was in progress, where a C++ guard would wait.
 void io_uring_registry::install_fork_handlers() noexcept {
-    handlers_error.store(::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork));
+    handlers_error = ::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork);
 }
 
 // At load time, before main and its threads: a fork() already running when
-// the first registry is built (glibc >= 2.35 runs only the handlers it found
-// when the fork began) would otherwise leave that registry's lock out of it.
+// the first registry is built (glibc 2.36, and older releases with the
+// backport, run only the handlers found when the fork began) would otherwise leave that registry's lock out of it.
 // The constructor also installs them, for a registry built by an earlier
 // static initialiser; what remains is a dlopen() of the library racing a
 // fork() on another thread.
@@ -138,9 +136,7 @@ io_uring_registry::io_uring_registry(std::pmr::memory_resource* upstream, unsign
     rings_.reserve(4);
     // Last: a constructor that throws leaves nothing in the list.
     ::pthread_once(&handlers_once, install_fork_handlers);
-    if (handlers_error.load() != 0) // ENOMEM, pthread_atfork's only error: try again
-        handlers_error.store(::pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork));
-    if (handlers_error.load() != 0) throw std::bad_alloc();
+    if (handlers_error != 0) throw std::bad_alloc(); // ENOMEM, pthread_atfork's only error
     ::pthread_mutex_lock(&live_mutex);
     live_next_ = live_first;
     if (live_first != nullptr) live_first->live_prev_ = this;
